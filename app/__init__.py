@@ -1,0 +1,1 @@
+"""Binocular: live monitoring of contact-center interactions, as a GraphQL API."""

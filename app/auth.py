@@ -1,0 +1,38 @@
+"""Bearer tokens: HS256 JWTs whose `sub` is a user key."""
+
+from datetime import UTC, datetime, timedelta
+
+import jwt
+
+ALGORITHM = "HS256"
+LEEWAY_SECONDS = 2
+
+
+def issue_token(secret: str, user_key: str, ttl_seconds: int) -> str:
+    now = datetime.now(UTC)
+    claims = {"sub": user_key, "iat": now, "exp": now + timedelta(seconds=ttl_seconds)}
+    return jwt.encode(claims, secret, algorithm=ALGORITHM)
+
+
+def token_subject(secret: str, token: str) -> str | None:
+    """The user key of a valid token; None for anything else (bad signature, expired, no exp)."""
+    try:
+        claims = jwt.decode(
+            token,
+            secret,
+            algorithms=[ALGORITHM],
+            leeway=LEEWAY_SECONDS,
+            options={"require": ["exp", "sub"]},
+        )
+    except jwt.PyJWTError:
+        return None
+    subject = claims.get("sub")
+    return subject if isinstance(subject, str) and subject else None
+
+
+def bearer_token(header_value: str | None) -> str | None:
+    """`Bearer TOKEN` -> TOKEN (scheme case-insensitive)."""
+    if not header_value:
+        return None
+    scheme, _, token = header_value.strip().partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None

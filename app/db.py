@@ -1,0 +1,106 @@
+"""The database: one async engine for SQLite (embedded default) or PostgreSQL, and Alembic."""
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app.events.log import RECORDED
+
+_ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
+
+
+def async_url(url: str) -> str:
+    """`sqlite:///x.db` -> `sqlite+aiosqlite:///x.db`, `postgresql://...` -> asyncpg."""
+    parsed = make_url(url.replace("postgres://", "postgresql://", 1))
+    backend = parsed.get_backend_name()
+    if backend not in _ASYNC_DRIVERS:
+        raise ValueError(f"unsupported database URL {url!r}: use sqlite:/// or postgresql://")
+    return parsed.set(drivername=_ASYNC_DRIVERS[backend]).render_as_string(hide_password=False)
+
+
+def is_sqlite(url: str) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    """WAL, foreign keys, a busy timeout, and BEGIN IMMEDIATE for write transactions.
+
+    pysqlite's own transaction handling is switched off so that a write transaction takes
+    SQLite's write lock at BEGIN: a deferred one that read first could not upgrade later
+    (SQLITE_BUSY_SNAPSHOT) once another writer has committed.
+    """
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def on_connect(dbapi_connection, _record):
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def on_begin(connection):
+        write = connection.get_execution_options().get("binocular_write", False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+class Database:
+    """Engine and sessions. `read()` for queries, `transaction()` for changes."""
+
+    def __init__(self, url: str, pool_size: int = 10) -> None:
+        self.url = url
+        self.sqlite = is_sqlite(url)
+        options: dict = {}
+        if not self.sqlite:
+            options = {"pool_size": pool_size, "max_overflow": pool_size * 2, "pool_pre_ping": True}
+        self.engine = create_async_engine(async_url(url), **options)
+        if self.sqlite:
+            _configure_sqlite(self.engine)
+        writer = self.engine.execution_options(binocular_write=True)
+        self._reads = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
+        self._writes = async_sessionmaker(writer, class_=AsyncSession, expire_on_commit=False)
+        # Called after a transaction that appended monitoring events has committed.
+        self.on_events_committed: list[Callable[[], None]] = []
+
+    def read(self) -> AsyncSession:
+        return self._reads()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A write transaction, committed when the block ends without an exception."""
+        async with self._writes() as session:
+            async with session.begin():
+                yield session
+            if session.info.pop(RECORDED, False):
+                for listener in self.on_events_committed:
+                    listener()
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def _migrations_dir() -> Path:
+    package = Path(__file__).resolve().parent
+    installed = package / "_alembic"
+    return installed if installed.is_dir() else package.parent / "alembic"
+
+
+def alembic_config(url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(_migrations_dir()))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+def migrate(url: str, revision: str = "head") -> None:
+    """Alembic upgrade. Runs its own event loop: call it outside a running one."""
+    command.upgrade(alembic_config(url), revision)

@@ -1,0 +1,1 @@
+"""The demo: a sample directory (and, later, traffic) for `binocular demo`."""

@@ -1,0 +1,1 @@
+"""The directory file: divisions, users and queues, loaded by `binocular directory load`."""

@@ -1,0 +1,1 @@
+"""The monitoring event log and the broker that delivers it to subscribers."""

@@ -1,0 +1,208 @@
+"""Delivering the event log to subscribers.
+
+One reader task per process reads the log after the last position it has seen and hands
+each event to the matching subscribers' bounded queues. It wakes when a local transaction
+that recorded events commits, on PostgreSQL when another process's NOTIFY arrives (sent in
+the recording transaction, so delivered only on commit), and every `poll_seconds` anyway,
+so that a lost notification delays an event but never loses it.
+
+A subscriber registers and learns the reader's position in one step with no await between,
+and the reader hands out a batch and advances its position in one step too: events up to
+that position come from `replay`, later ones through the queue, with no gap and no repeat.
+"""
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+from app.db import Database
+from app.events.log import NOTIFY_CHANNEL
+from app.models import MonitoringEvent, MonitoringSession, Participant, Queue, User
+from app.models.enums import MonitoringEventKind, ParticipantPurpose
+
+logger = logging.getLogger("binocular.events")
+
+_BATCH = 500
+
+
+@dataclass(frozen=True)
+class Event:
+    position: int
+    kind: MonitoringEventKind
+    occurred_at: datetime
+    session: MonitoringSession
+    interaction_id: int
+    queue_id: int
+    monitor_id: int
+    # Divisions whose users may see the interaction: its queue's and its agents'.
+    divisions: frozenset[int]
+
+
+class SlowSubscriber(Exception):
+    """The subscriber's queue overflowed: it must reconnect and resume with its cursor."""
+
+
+class Subscriber:
+    def __init__(self, matches: Callable[[Event], bool], limit: int) -> None:
+        self.matches = matches
+        self._queue: asyncio.Queue[Event | None] = asyncio.Queue(maxsize=limit)
+        self.overflowed = False
+
+    def offer(self, event: Event) -> None:
+        if self.overflowed or not self.matches(event):
+            return
+        try:
+            self._queue.put_nowait(event)
+        except asyncio.QueueFull:
+            self.overflowed = True
+            # Wake the consumer so that it learns at once; the queue's content is dropped.
+            while not self._queue.empty():
+                self._queue.get_nowait()
+            self._queue.put_nowait(None)
+
+    async def next(self) -> Event:
+        event = await self._queue.get()
+        if event is None:
+            raise SlowSubscriber
+        return event
+
+
+class Broker:
+    def __init__(self, db: Database, poll_seconds: float = 2.0, queue_limit: int = 1000) -> None:
+        self._db = db
+        self._poll_seconds = poll_seconds
+        self._queue_limit = queue_limit
+        self._subscribers: set[Subscriber] = set()
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task] = []
+        self.position = 0
+
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._subscribers)
+
+    async def start(self) -> None:
+        async with self._db.read() as session:
+            last = (await session.exec(sa.select(sa.func.max(MonitoringEvent.position)))).scalar()
+        self.position = last or 0
+        self._db.on_events_committed.append(self.wake)
+        self._tasks.append(asyncio.create_task(self._read_forever(), name="event-reader"))
+        if not self._db.sqlite:
+            self._tasks.append(asyncio.create_task(self._listen_forever(), name="event-listener"))
+
+    async def stop(self) -> None:
+        self._db.on_events_committed.remove(self.wake)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def subscribe(self, matches: Callable[[Event], bool]) -> tuple[Subscriber, int]:
+        """Register; returns the subscriber and the position live delivery starts after."""
+        subscriber = Subscriber(matches, self._queue_limit)
+        self._subscribers.add(subscriber)
+        return subscriber, self.position
+
+    def unsubscribe(self, subscriber: Subscriber) -> None:
+        self._subscribers.discard(subscriber)
+
+    async def replay(self, after: int, until: int):
+        """Batches of the events in (after, until], oldest first."""
+        while after < until:
+            events = await self._read(after, until)
+            if not events:
+                return
+            yield events
+            after = events[-1].position
+
+    async def _read_forever(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._poll_seconds)
+            self._wake.clear()
+            try:
+                while events := await self._read(self.position):
+                    # No await from here to the position update: see the module docstring.
+                    for event in events:
+                        for subscriber in tuple(self._subscribers):
+                            subscriber.offer(event)
+                    self.position = events[-1].position
+            except Exception:  # a database hiccup must not kill delivery: retry at next wake
+                logger.exception("reading the event log failed; retrying")
+
+    async def _read(self, after: int, until: int | None = None) -> list[Event]:
+        E, S, Q, P, U = MonitoringEvent, MonitoringSession, Queue, Participant, User
+        query = (
+            sa.select(E, S, Q.division_id)
+            .join(S, S.id == E.session_id)
+            .join(Q, Q.id == E.queue_id)
+            .where(E.position > after)
+            .order_by(E.position)
+            .limit(_BATCH)
+        )
+        if until is not None:
+            query = query.where(E.position <= until)
+        async with self._db.read() as session:
+            rows = (await session.exec(query)).all()
+            if not rows:
+                return []
+            agent_divisions = defaultdict(set)
+            for interaction_id, division_id in (
+                await session.exec(
+                    sa.select(P.interaction_id, U.division_id)
+                    .join(U, U.id == P.user_id)
+                    .where(
+                        P.interaction_id.in_({event.interaction_id for event, _, _ in rows}),
+                        P.purpose == ParticipantPurpose.AGENT,
+                    )
+                    .distinct()
+                )
+            ).all():
+                agent_divisions[interaction_id].add(division_id)
+        return [
+            Event(
+                position=event.position,
+                kind=event.kind,
+                occurred_at=event.occurred_at,
+                session=monitoring,
+                interaction_id=event.interaction_id,
+                queue_id=event.queue_id,
+                monitor_id=event.monitor_id,
+                divisions=frozenset({queue_division, *agent_divisions[event.interaction_id]}),
+            )
+            for event, monitoring, queue_division in rows
+        ]
+
+    async def _listen_forever(self) -> None:
+        """LISTEN on PostgreSQL; reconnect when the connection drops."""
+        url = make_url(self._db.url)
+        dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        while True:
+            connection = None
+            try:
+                connection = await asyncpg.connect(dsn)
+                await connection.add_listener(NOTIFY_CHANNEL, lambda *_: self.wake())
+                self.wake()  # catch up on whatever committed while not listening
+                while not connection.is_closed():
+                    await asyncio.sleep(self._poll_seconds)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.warning("event listener lost its connection; reconnecting", exc_info=True)
+                await asyncio.sleep(self._poll_seconds)
+            finally:
+                if connection is not None and not connection.is_closed():
+                    await connection.close()

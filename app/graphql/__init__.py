@@ -1,0 +1,1 @@
+"""The GraphQL API: thin, it translates between the schema and the rules."""

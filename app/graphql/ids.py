@@ -1,0 +1,64 @@
+"""Opaque global ids (`Node.id`) and pagination cursors.
+
+An id is the URL-safe base64 of `Type:number`. Clients pass ids back as they are; a string
+that is not one of ours is BAD_USER_INPUT, a well-formed id of another type names nothing.
+"""
+
+import base64
+import binascii
+import json
+
+from app.graphql.errors import bad_user_input
+
+NODE_TYPES = frozenset(
+    {"Division", "User", "Queue", "Interaction", "Participant", "MonitoringSession"}
+)
+_MAX_PK = 2**63 - 1
+
+
+def _b64encode(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def _b64decode(value: str) -> str | None:
+    try:
+        return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return None
+
+
+def encode_id(type_name: str, pk: int) -> str:
+    return _b64encode(f"{type_name}:{pk}")
+
+
+def decode_node_id(value: str) -> tuple[str, int]:
+    """(type name, primary key) of one of our ids; BAD_USER_INPUT for anything else."""
+    text = _b64decode(value) if isinstance(value, str) and len(value) <= 64 else None
+    type_name, _, number = (text or "").partition(":")
+    if type_name in NODE_TYPES and number.isdigit() and encode_id(type_name, int(number)) == value:
+        pk = int(number)
+        if 0 < pk <= _MAX_PK:
+            return type_name, pk
+    raise bad_user_input(f"{value!r} is not a valid id.")
+
+
+def decode_id(value: str, expected_type: str) -> int | None:
+    """The key of an id of `expected_type`; None for a valid id of another type."""
+    type_name, pk = decode_node_id(value)
+    return pk if type_name == expected_type else None
+
+
+def encode_cursor(kind: str, *values: object) -> str:
+    return _b64encode(json.dumps([kind, *values], separators=(",", ":")))
+
+
+def decode_cursor(value: str, kind: str, arity: int) -> list:
+    """The values of a cursor made by `encode_cursor(kind, ...)`; BAD_USER_INPUT otherwise."""
+    text = _b64decode(value) if isinstance(value, str) and len(value) <= 512 else None
+    try:
+        decoded = json.loads(text) if text else None
+    except ValueError:
+        decoded = None
+    if not isinstance(decoded, list) or len(decoded) != arity + 1 or decoded[0] != kind:
+        raise bad_user_input(f"{value!r} is not a valid cursor.")
+    return decoded[1:]

@@ -1,0 +1,104 @@
+"""DataLoaders: each batches one kind of read into one SQL statement per request tick, so a
+query costs a fixed number of statements whatever the lengths of its lists."""
+
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+
+import sqlalchemy as sa
+from strawberry.dataloader import DataLoader
+
+from app.db import Database
+from app.models import Division, Interaction, MonitoringSession, Participant, Queue, User
+from app.models.enums import InteractionState, ParticipantPurpose, ParticipantState
+from app.monitoring.visibility import interaction_visible, user_visible
+
+
+class Loaders:
+    """Per request (and per viewer): caches live as long as the request."""
+
+    def __init__(self, db: Database, viewer: User) -> None:
+        self._db = db
+        self.division = DataLoader(self._by_id(Division))
+        self.user = DataLoader(self._by_id(User))
+        self.queue = DataLoader(self._by_id(Queue))
+        self.interaction = DataLoader(self._by_id(Interaction))
+        self.participant = DataLoader(self._by_id(Participant))
+        self.session = DataLoader(self._by_id(MonitoringSession))
+        self.participants = DataLoader(
+            self._grouped(
+                Participant,
+                Participant.interaction_id,
+                (Participant.connected_at, Participant.id),
+            )
+        )
+        self.sessions = DataLoader(
+            self._grouped(
+                MonitoringSession,
+                MonitoringSession.interaction_id,
+                (MonitoringSession.started_at, MonitoringSession.id),
+            )
+        )
+        self.visible_interaction = DataLoader(
+            self._visible_ids(Interaction, interaction_visible(viewer))
+        )
+        self.visible_user = DataLoader(self._visible_ids(User, user_visible(viewer)))
+        self.agent_interactions = DataLoader(self._agent_interactions(interaction_visible(viewer)))
+
+    async def _scalars(self, statement) -> Sequence:
+        async with self._db.read() as session:
+            return (await session.exec(statement)).scalars().all()
+
+    def _by_id(self, model) -> Callable:
+        async def load(ids: list[int]) -> list:
+            rows = await self._scalars(sa.select(model).where(model.id.in_(ids)))
+            by_id = {row.id: row for row in rows}
+            return [by_id.get(pk) for pk in ids]
+
+        return load
+
+    def _grouped(self, model, key_column, order_by: tuple) -> Callable:
+        async def load(keys: list[int]) -> list[list]:
+            rows = await self._scalars(
+                sa.select(model).where(key_column.in_(keys)).order_by(*order_by)
+            )
+            groups = defaultdict(list)
+            for row in rows:
+                groups[getattr(row, key_column.key)].append(row)
+            return [groups.get(key, []) for key in keys]
+
+        return load
+
+    def _visible_ids(self, model, condition) -> Callable:
+        async def load(ids: list[int]) -> list[bool]:
+            visible = set(
+                await self._scalars(sa.select(model.id).where(model.id.in_(ids), condition))
+            )
+            return [pk in visible for pk in ids]
+
+        return load
+
+    def _agent_interactions(self, visible) -> Callable:
+        """An agent's in-progress interactions that the viewer may see, oldest first."""
+
+        async def load(user_ids: list[int]) -> list[list[Interaction]]:
+            async with self._db.read() as session:
+                rows = (
+                    await session.exec(
+                        sa.select(Participant.user_id, Interaction)
+                        .join(Interaction, Interaction.id == Participant.interaction_id)
+                        .where(
+                            Participant.user_id.in_(user_ids),
+                            Participant.purpose == ParticipantPurpose.AGENT,
+                            Participant.state == ParticipantState.CONNECTED,
+                            Interaction.state != InteractionState.ENDED,
+                            visible,
+                        )
+                        .order_by(Interaction.started_at, Interaction.id)
+                    )
+                ).all()
+            groups = defaultdict(list)
+            for user_id, interaction in rows:
+                groups[user_id].append(interaction)
+            return [groups.get(user_id, []) for user_id in user_ids]
+
+        return load

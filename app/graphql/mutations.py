@@ -1,0 +1,247 @@
+"""Mutation root: monitoring for supervisors, and the telephony platform's reports."""
+
+from collections.abc import Awaitable, Callable
+
+import strawberry
+from graphql import GraphQLError
+
+from app.graphql.enums import Direction, MediaType, MonitoringErrorCodeEnum, Presence
+from app.graphql.ids import decode_id
+from app.graphql.types import Info, Interaction, MonitoringSession, User
+from app.models import User as UserRow
+from app.models.enums import Role
+from app.monitoring import integration
+from app.monitoring.errors import IntegrationError, MonitoringError
+from app.monitoring.rules import NOT_A_USER
+from app.monitoring.sessions import start_monitoring, stop_monitoring
+
+
+@strawberry.interface(description="A business rule refused the input; nothing was written.")
+class UserError:
+    message: str = strawberry.field(description="What went wrong, in words for the user.")
+    field: list[str] | None = strawberry.field(
+        description="The input field the error is about, as a path, where there is one."
+    )
+
+
+@strawberry.type(name="MonitoringError", description="Why startMonitoring or stopMonitoring refused.")
+class MonitoringErrorType(UserError):
+    code: MonitoringErrorCodeEnum = strawberry.field(description="What rule refused.")
+    current_monitor: User | None = strawberry.field(
+        description="Who is monitoring the interaction, for ALREADY_MONITORED."
+    )
+
+
+@strawberry.type(
+    name="IntegrationError",
+    description="An integration call named nothing, or the interaction refused it.",
+)
+class IntegrationErrorType(UserError):
+    pass
+
+
+@strawberry.input(description="Start monitoring an agent on an interaction.")
+class StartMonitoringInput:
+    interaction_id: strawberry.ID = strawberry.field(description="The interaction to monitor.")
+    agent_id: strawberry.ID | None = strawberry.field(
+        default=None,
+        description="The agent (a User id) to monitor; required when several agents are connected.",
+    )
+
+
+@strawberry.type(description="The result of startMonitoring.")
+class StartMonitoringPayload:
+    session: MonitoringSession | None = strawberry.field(
+        description="The new session, or the viewer's existing active session on that interaction."
+    )
+    errors: list[MonitoringErrorType] = strawberry.field(
+        description="Why it was refused; empty on success."
+    )
+
+
+@strawberry.input(description="Stop a monitoring session.")
+class StopMonitoringInput:
+    session_id: strawberry.ID = strawberry.field(description="The session to stop.")
+
+
+@strawberry.type(description="The result of stopMonitoring.")
+class StopMonitoringPayload:
+    session: MonitoringSession | None = strawberry.field(
+        description="The ended session (already ended sessions come back as they are)."
+    )
+    errors: list[MonitoringErrorType] = strawberry.field(
+        description="Why it was refused; empty on success."
+    )
+
+
+@strawberry.input(description="A new interaction arrives in a queue.")
+class CreateInteractionInput:
+    external_id: str = strawberry.field(
+        description="The platform's own id; creating twice with one externalId returns the first "
+        "interaction."
+    )
+    media_type: MediaType = strawberry.field(description="Voice, SMS, chat, email or callback.")
+    direction: Direction = strawberry.field(description="Inbound or outbound.")
+    queue_id: strawberry.ID = strawberry.field(description="The queue it arrives in.")
+    customer_name: str = strawberry.field(description="The customer's name or address.")
+
+
+@strawberry.input(description="An agent and an interaction.")
+class AgentOnInteractionInput:
+    interaction_id: strawberry.ID = strawberry.field(description="The interaction.")
+    agent_id: strawberry.ID = strawberry.field(description="The agent (a User id).")
+
+
+@strawberry.input(description="The interaction that is over.")
+class EndInteractionInput:
+    interaction_id: strawberry.ID = strawberry.field(description="The interaction.")
+
+
+@strawberry.input(description="A user's new presence.")
+class SetPresenceInput:
+    user_id: strawberry.ID = strawberry.field(description="The user.")
+    presence: Presence = strawberry.field(description="Their presence now.")
+
+
+@strawberry.type(description="The result of an integration call about an interaction.")
+class InteractionPayload:
+    interaction: Interaction | None = strawberry.field(
+        description="The interaction as it is after the call."
+    )
+    errors: list[IntegrationErrorType] = strawberry.field(
+        description="Why it was refused; empty on success."
+    )
+
+
+@strawberry.type(description="The result of an integration call about a user.")
+class UserPayload:
+    user: User | None = strawberry.field(description="The user as it is after the call.")
+    errors: list[IntegrationErrorType] = strawberry.field(
+        description="Why it was refused; empty on success."
+    )
+
+
+async def _monitoring_error(info: Info, error: MonitoringError) -> MonitoringErrorType:
+    monitor = error.current_monitor_id
+    return MonitoringErrorType(
+        code=error.code,
+        message=error.message,
+        field=list(error.field) if error.field else None,
+        current_monitor=User.of(await info.context.loaders.user.load(monitor)) if monitor else None,
+    )
+
+
+async def _integration_viewer(info: Info) -> UserRow:
+    viewer = await info.context.require_viewer()
+    if Role.INTEGRATION not in viewer.role_set:
+        raise GraphQLError(
+            "Only the telephony integration (INTEGRATION role) may report interactions.",
+            extensions={"code": "FORBIDDEN"},
+        )
+    return viewer
+
+
+async def _integration_call(info: Info, change: Callable[..., Awaitable], wrap):
+    """Run one integration change in its own transaction; refusals become `errors`."""
+    try:
+        async with info.context.db.transaction() as session:
+            row = await change(session)
+    except IntegrationError as error:
+        return None, [IntegrationErrorType(message=error.message, field=list(error.field) if error.field else None)]
+    info.context.forget_reads()
+    return wrap(row), []
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(
+        description="Start monitoring an agent on an interaction (SUPERVISOR or ADMIN). Starting "
+        "again returns the viewer's own active session."
+    )
+    async def start_monitoring(
+        self, info: Info, input: StartMonitoringInput
+    ) -> StartMonitoringPayload | None:
+        viewer = await info.context.require_viewer()
+        interaction_pk = decode_id(input.interaction_id, "Interaction")
+        agent_pk = None
+        if input.agent_id is not None:
+            agent_pk = decode_id(input.agent_id, "User") or NOT_A_USER
+        try:
+            row = await start_monitoring(info.context.db, viewer, interaction_pk, agent_pk)
+        except MonitoringError as error:
+            return StartMonitoringPayload(session=None, errors=[await _monitoring_error(info, error)])
+        info.context.forget_reads()
+        return StartMonitoringPayload(session=MonitoringSession.of(row), errors=[])
+
+    @strawberry.mutation(
+        description="Stop a monitoring session: its monitor, or an ADMIN of the agent's division."
+    )
+    async def stop_monitoring(
+        self, info: Info, input: StopMonitoringInput
+    ) -> StopMonitoringPayload | None:
+        viewer = await info.context.require_viewer()
+        session_pk = decode_id(input.session_id, "MonitoringSession")
+        try:
+            row = await stop_monitoring(info.context.db, viewer, session_pk)
+        except MonitoringError as error:
+            return StopMonitoringPayload(session=None, errors=[await _monitoring_error(info, error)])
+        info.context.forget_reads()
+        return StopMonitoringPayload(session=MonitoringSession.of(row), errors=[])
+
+    @strawberry.mutation(description="Integration (INTEGRATION role only): a new interaction arrives in a queue.")
+    async def create_interaction(
+        self, info: Info, input: CreateInteractionInput
+    ) -> InteractionPayload | None:
+        await _integration_viewer(info)
+        queue_pk = decode_id(input.queue_id, "Queue")
+        interaction, errors = await _integration_call(
+            info,
+            lambda s: integration.create_interaction(
+                s, input.external_id, input.media_type, input.direction, queue_pk,
+                input.customer_name,
+            ),
+            Interaction.of,
+        )
+        return InteractionPayload(interaction=interaction, errors=errors)
+
+    @strawberry.mutation(description="Integration: an agent joins the interaction.")
+    async def connect_agent(
+        self, info: Info, input: AgentOnInteractionInput
+    ) -> InteractionPayload | None:
+        return await _agent_change(info, input, integration.connect_agent)
+
+    @strawberry.mutation(description="Integration: an agent leaves the interaction.")
+    async def disconnect_agent(
+        self, info: Info, input: AgentOnInteractionInput
+    ) -> InteractionPayload | None:
+        return await _agent_change(info, input, integration.disconnect_agent)
+
+    @strawberry.mutation(description="Integration: the interaction is over.")
+    async def end_interaction(
+        self, info: Info, input: EndInteractionInput
+    ) -> InteractionPayload | None:
+        await _integration_viewer(info)
+        interaction_pk = decode_id(input.interaction_id, "Interaction")
+        interaction, errors = await _integration_call(
+            info, lambda s: integration.end_interaction(s, interaction_pk), Interaction.of
+        )
+        return InteractionPayload(interaction=interaction, errors=errors)
+
+    @strawberry.mutation(description="Integration: a user's presence changed.")
+    async def set_presence(self, info: Info, input: SetPresenceInput) -> UserPayload | None:
+        await _integration_viewer(info)
+        user_pk = decode_id(input.user_id, "User")
+        user, errors = await _integration_call(
+            info, lambda s: integration.set_presence(s, user_pk, input.presence), User.of
+        )
+        return UserPayload(user=user, errors=errors)
+
+
+async def _agent_change(info: Info, input: AgentOnInteractionInput, change) -> InteractionPayload:
+    await _integration_viewer(info)
+    interaction_pk = decode_id(input.interaction_id, "Interaction")
+    agent_pk = decode_id(input.agent_id, "User")
+    interaction, errors = await _integration_call(
+        info, lambda s: change(s, interaction_pk, agent_pk), Interaction.of
+    )
+    return InteractionPayload(interaction=interaction, errors=errors)

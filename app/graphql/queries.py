@@ -1,0 +1,302 @@
+"""Query root: the supervisor's read side."""
+
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+import strawberry
+
+from app import models
+from app.graphql.errors import bad_user_input
+from app.graphql.ids import decode_cursor, decode_id, decode_node_id, encode_cursor
+from app.graphql.types import (
+    Division,
+    Info,
+    Interaction,
+    InteractionConnection,
+    InteractionEdge,
+    MonitoringSession,
+    Node,
+    PageInfo,
+    PanelEntry,
+    Participant,
+    Queue,
+    QueueActivity,
+    QueueAgent,
+    QueueConnection,
+    QueueEdge,
+    User,
+)
+from app.graphql.enums import InteractionState, MediaType
+from app.models.enums import ALL_SEEING_ROLES, Presence, ParticipantPurpose, ParticipantState
+from app.models.enums import InteractionState as State
+from app.models.enums import MonitoringState
+from app.monitoring.visibility import interaction_visible, queue_visible
+
+DEFAULT_PAGE = 25
+MAX_PAGE = 100
+
+
+@strawberry.input(description="Narrows the interactions list; every given condition must hold.")
+class InteractionFilter:
+    queue_ids: list[strawberry.ID] | None = strawberry.field(
+        default=None, description="Interactions in any of these queues."
+    )
+    agent_ids: list[strawberry.ID] | None = strawberry.field(
+        default=None, description="Interactions any of these users took part in as an agent."
+    )
+    media_types: list[MediaType] | None = strawberry.field(
+        default=None, description="Interactions of any of these media types."
+    )
+    states: list[InteractionState] | None = strawberry.field(
+        default=None, description="Interactions in any of these states."
+    )
+    started_after: datetime | None = strawberry.field(
+        default=None, description="Started at or after this time (UTC if no offset is given)."
+    )
+    started_before: datetime | None = strawberry.field(
+        default=None, description="Started before this time (UTC if no offset is given)."
+    )
+
+
+def _page_size(first: int | None) -> int:
+    if first is None:
+        return DEFAULT_PAGE
+    if first < 0 or first > MAX_PAGE:
+        raise bad_user_input(f"first must be between 0 and {MAX_PAGE}; got {first}.")
+    return first
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def _ids_of(values: list[strawberry.ID], type_name: str) -> list[int]:
+    """Our ids of `type_name`; ids of other types name nothing and drop out."""
+    return [pk for value in values if (pk := decode_id(value, type_name)) is not None]
+
+
+def _filter_conditions(filter: InteractionFilter | None) -> list:
+    if filter is None:
+        return []
+    I, P = models.Interaction, models.Participant
+    conditions = []
+    if filter.queue_ids is not None:
+        conditions.append(I.queue_id.in_(_ids_of(filter.queue_ids, "Queue")))
+    if filter.agent_ids is not None:
+        conditions.append(
+            sa.select(P.id)
+            .where(
+                P.interaction_id == I.id,
+                P.purpose == ParticipantPurpose.AGENT,
+                P.user_id.in_(_ids_of(filter.agent_ids, "User")),
+            )
+            .exists()
+        )
+    if filter.media_types is not None:
+        conditions.append(I.media_type.in_(filter.media_types))
+    if filter.states is not None:
+        conditions.append(I.state.in_(filter.states))
+    if filter.started_after is not None:
+        conditions.append(I.started_at >= _utc(filter.started_after))
+    if filter.started_before is not None:
+        conditions.append(I.started_at < _utc(filter.started_before))
+    return conditions
+
+
+async def _node(info: Info, type_name: str, pk: int) -> Node | None:
+    """A node the viewer may see, or None: what is not visible does not exist."""
+    viewer = await info.context.require_viewer()
+    loaders = info.context.loaders
+    all_seeing = bool(viewer.role_set & ALL_SEEING_ROLES)
+    if type_name == "Division":
+        row = await loaders.division.load(pk)
+        visible = row is not None and (all_seeing or row.id == viewer.division_id)
+        return Division.of(row) if visible else None
+    if type_name == "Queue":
+        row = await loaders.queue.load(pk)
+        visible = row is not None and (all_seeing or row.division_id == viewer.division_id)
+        return Queue.of(row) if visible else None
+    if type_name == "User":
+        return User.of(await loaders.user.load(pk)) if await loaders.visible_user.load(pk) else None
+    if type_name == "Interaction":
+        if not await loaders.visible_interaction.load(pk):
+            return None
+        return Interaction.of(await loaders.interaction.load(pk))
+    loader, wrap = {
+        "Participant": (loaders.participant, Participant.of),
+        "MonitoringSession": (loaders.session, MonitoringSession.of),
+    }[type_name]
+    row = await loader.load(pk)
+    if row is None or not await loaders.visible_interaction.load(row.interaction_id):
+        return None
+    return wrap(row)
+
+
+async def _rows(info: Info, statement) -> list:
+    async with info.context.db.read() as session:
+        return list((await session.exec(statement)).scalars().all())
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(description="Fetch any object by its global id; null where it is not visible.")
+    async def node(self, info: Info, id: strawberry.ID) -> Node | None:
+        type_name, pk = decode_node_id(id)
+        return await _node(info, type_name, pk)
+
+    @strawberry.field(description="The authenticated user.")
+    async def viewer(self, info: Info) -> User:
+        return User.of(await info.context.require_viewer())
+
+    @strawberry.field(
+        description="Queues in the viewer's division (every division for ADMIN and INTEGRATION), "
+        "by name. `first` defaults to 25, at most 100."
+    )
+    async def queues(
+        self, info: Info, first: int | None = None, after: str | None = None
+    ) -> QueueConnection:
+        viewer = await info.context.require_viewer()
+        size = _page_size(first)
+        Q = models.Queue
+        visible = queue_visible(viewer)
+        page = sa.select(Q).where(visible).order_by(Q.name, Q.id).limit(size + 1)
+        if after is not None:
+            name, pk = decode_cursor(after, "queue", 2)
+            page = page.where(sa.tuple_(Q.name, Q.id) > sa.tuple_(name, pk))
+        rows = await _rows(info, page)
+        total = (await _rows(info, sa.select(sa.func.count()).select_from(Q).where(visible)))[0]
+        edges = [QueueEdge(cursor=encode_cursor("queue", r.name, r.id), node=Queue.of(r))
+                 for r in rows[:size]]
+        return QueueConnection(
+            edges=edges,
+            nodes=[edge.node for edge in edges],
+            page_info=_page_info(edges, has_next=len(rows) > size, after=after),
+            total_count=total,
+        )
+
+    @strawberry.field(description="Null where the queue does not exist or is not visible to the viewer.")
+    async def queue_activity(self, info: Info, queue_id: strawberry.ID) -> QueueActivity | None:
+        viewer = await info.context.require_viewer()
+        pk = decode_id(queue_id, "Queue")
+        queue = await info.context.loaders.queue.load(pk) if pk is not None else None
+        if queue is None or not (
+            viewer.role_set & ALL_SEEING_ROLES or queue.division_id == viewer.division_id
+        ):
+            return None
+        I, U, M = models.Interaction, models.User, models.QueueMember
+        as_of = datetime.now(UTC)
+        in_progress = await _rows(
+            info,
+            sa.select(I)
+            .where(I.queue_id == queue.id, I.state.in_([State.WAITING, State.CONNECTED]))
+            .order_by(I.started_at, I.id),
+        )
+        agents = await _rows(
+            info,
+            sa.select(U)
+            .join(M, M.user_id == U.id)
+            .where(M.queue_id == queue.id, U.presence == Presence.ON_QUEUE)
+            .order_by(U.name, U.id),
+        )
+        return QueueActivity(
+            queue=Queue.of(queue),
+            as_of=as_of,
+            waiting=[Interaction.of(r) for r in in_progress if r.state == State.WAITING],
+            interacting=[Interaction.of(r) for r in in_progress if r.state == State.CONNECTED],
+            on_queue_agents=[QueueAgent(agent=User.of(u)) for u in agents],
+        )
+
+    @strawberry.field(
+        description="Performance > Interactions: newest first. `first` defaults to 25, at most 100."
+    )
+    async def interactions(
+        self,
+        info: Info,
+        filter: InteractionFilter | None = None,
+        first: int | None = None,
+        after: str | None = None,
+    ) -> InteractionConnection:
+        viewer = await info.context.require_viewer()
+        size = _page_size(first)
+        I = models.Interaction
+        conditions = [interaction_visible(viewer), *_filter_conditions(filter)]
+        page = sa.select(I).where(*conditions).order_by(I.started_at.desc(), I.id.desc())
+        if after is not None:
+            started, pk = decode_cursor(after, "interaction", 2)
+            try:
+                started_at = datetime.fromisoformat(started)
+            except (TypeError, ValueError):
+                raise bad_user_input(f"{after!r} is not a valid cursor.") from None
+            page = page.where(sa.or_(I.started_at < started_at,
+                                     sa.and_(I.started_at == started_at, I.id < pk)))
+        rows = await _rows(info, page.limit(size + 1))
+        total = (await _rows(info, sa.select(sa.func.count()).select_from(I).where(*conditions)))[0]
+        edges = [
+            InteractionEdge(
+                cursor=encode_cursor("interaction", r.started_at.isoformat(), r.id),
+                node=Interaction.of(r),
+            )
+            for r in rows[:size]
+        ]
+        return InteractionConnection(
+            edges=edges,
+            nodes=[edge.node for edge in edges],
+            page_info=_page_info(edges, has_next=len(rows) > size, after=after),
+            total_count=total,
+        )
+
+    @strawberry.field(description="Interaction details; null where it is not visible.")
+    async def interaction(self, info: Info, id: strawberry.ID) -> Interaction | None:
+        await info.context.require_viewer()
+        pk = decode_id(id, "Interaction")
+        return await _node(info, "Interaction", pk) if pk is not None else None
+
+    @strawberry.field(
+        description="The viewer's interaction panel: interactions they handle or monitor, "
+        "in progress, oldest first."
+    )
+    async def interaction_panel(self, info: Info) -> list[PanelEntry]:
+        viewer = await info.context.require_viewer()
+        I, P, S = models.Interaction, models.Participant, models.MonitoringSession
+        async with info.context.db.read() as session:
+            handled = (
+                await session.exec(
+                    sa.select(I)
+                    .join(P, P.interaction_id == I.id)
+                    .where(
+                        P.user_id == viewer.id,
+                        P.purpose == ParticipantPurpose.AGENT,
+                        P.state == ParticipantState.CONNECTED,
+                        I.state != State.ENDED,
+                    )
+                )
+            ).scalars().all()
+            monitored = (
+                await session.exec(
+                    sa.select(S, I)
+                    .join(I, I.id == S.interaction_id)
+                    .where(S.monitor_id == viewer.id, S.state == MonitoringState.ACTIVE)
+                )
+            ).all()
+        entries = {
+            row.id: PanelEntry(interaction=Interaction.of(row), monitoring=False, session=None)
+            for row in handled
+        }
+        for session_row, row in monitored:
+            entries[row.id] = PanelEntry(
+                interaction=Interaction.of(row),
+                monitoring=True,
+                session=MonitoringSession.of(session_row),
+            )
+        return sorted(
+            entries.values(), key=lambda e: (e.interaction.started_at, e.interaction.pk)
+        )
+
+
+def _page_info(edges: list, has_next: bool, after: str | None) -> PageInfo:
+    return PageInfo(
+        has_next_page=has_next,
+        has_previous_page=after is not None,
+        start_cursor=edges[0].cursor if edges else None,
+        end_cursor=edges[-1].cursor if edges else None,
+    )

@@ -1,0 +1,102 @@
+"""Subscription root: monitoring sessions starting and ending, live and resumable."""
+
+from collections.abc import AsyncGenerator
+from datetime import datetime
+
+import strawberry
+
+from app.events.broker import Event, SlowSubscriber
+from app.graphql.enums import MonitoringEventKind
+from app.graphql.errors import bad_user_input
+from app.graphql.ids import decode_cursor, decode_id, encode_cursor
+from app.graphql.types import Info, MonitoringSession
+from app.models.enums import ALL_SEEING_ROLES
+
+# Close code for a subscriber that fell too far behind: it resumes with its last cursor.
+SLOW_SUBSCRIBER_CLOSE = 4008
+
+
+@strawberry.type(description="A monitoring session started or ended.")
+class MonitoringSessionEvent:
+    cursor: str = strawberry.field(
+        description="Opaque, increasing; pass it as `after` to resume with the next event."
+    )
+    kind: MonitoringEventKind = strawberry.field(description="What happened.")
+    occurred_at: datetime = strawberry.field(description="When it happened.")
+    session: MonitoringSession = strawberry.field(
+        description="The session as it is when the event is delivered "
+        "(a replayed STARTED may show an ended session)."
+    )
+
+    @classmethod
+    def of(cls, event: Event) -> "MonitoringSessionEvent":
+        return cls(
+            cursor=encode_cursor("event", event.position),
+            kind=event.kind,
+            occurred_at=event.occurred_at,
+            session=MonitoringSession.of(event.session),
+        )
+
+
+def _event_filter(viewer, interaction_id, queue_id, mine):
+    sees_all = bool(viewer.role_set & ALL_SEEING_ROLES)
+
+    def matches(event: Event) -> bool:
+        return (
+            (sees_all or viewer.division_id in event.divisions)
+            and (interaction_id is None or event.interaction_id == interaction_id)
+            and (queue_id is None or event.queue_id == queue_id)
+            and (not mine or event.monitor_id == viewer.id)
+        )
+
+    return matches
+
+
+@strawberry.type
+class Subscription:
+    @strawberry.subscription(
+        description="Monitoring sessions starting and ending, in commit order, that the viewer "
+        "may see.\nNarrow with interactionId, queueId or mine (the viewer's own sessions).\n"
+        "With `after`, first replays every matching event after that cursor, then goes live, "
+        "with no gap and no repeat."
+    )
+    async def monitoring_session_changed(
+        self,
+        info: Info,
+        interaction_id: strawberry.ID | None = None,
+        queue_id: strawberry.ID | None = None,
+        mine: bool | None = None,
+        after: str | None = None,
+    ) -> AsyncGenerator[MonitoringSessionEvent, None]:
+        viewer = await info.context.require_viewer()
+        # An id of another type matches nothing (-1): a filter on what one cannot see is silent.
+        interaction_pk = decode_id(interaction_id, "Interaction") or -1 if interaction_id else None
+        queue_pk = decode_id(queue_id, "Queue") or -1 if queue_id else None
+        after_position = decode_cursor(after, "event", 1)[0] if after is not None else None
+        if after_position is not None and not isinstance(after_position, int):
+            raise bad_user_input(f"{after!r} is not a valid cursor.")
+        matches = _event_filter(viewer, interaction_pk, queue_pk, mine)
+        broker = info.context.broker
+        subscriber, live_after = broker.subscribe(matches)
+        delivered = after_position if after_position is not None else live_after
+        try:
+            if after_position is not None:
+                async for batch in broker.replay(after_position, live_after):
+                    for event in batch:
+                        if matches(event):
+                            yield MonitoringSessionEvent.of(event)
+                        delivered = event.position
+            while True:
+                try:
+                    event = await subscriber.next()
+                except SlowSubscriber:
+                    await info.context.request.close(
+                        code=SLOW_SUBSCRIBER_CLOSE,
+                        reason="Too slow to keep up: resubscribe with after: your last cursor.",
+                    )
+                    return
+                if event.position > delivered:
+                    delivered = event.position
+                    yield MonitoringSessionEvent.of(event)
+        finally:
+            broker.unsubscribe(subscriber)

@@ -1,0 +1,359 @@
+"""Object types. Each wraps a table row; references resolve through the request's loaders."""
+
+import asyncio
+from datetime import datetime
+
+import strawberry
+
+from app import models
+from app.graphql.context import Context
+from app.graphql.enums import (
+    Direction,
+    InteractionState,
+    MediaType,
+    MonitoringEndReason,
+    MonitoringErrorCodeEnum,
+    MonitoringState,
+    ParticipantPurpose,
+    ParticipantState,
+    Presence,
+    Role,
+)
+from app.graphql.ids import encode_id
+from app.models.enums import MonitoringState as State
+from app.models.enums import ParticipantPurpose as Purpose
+from app.monitoring.errors import MonitoringError
+from app.monitoring.facts import InteractionFacts, user_ids_needed
+from app.monitoring.rules import decide_start
+
+Info = strawberry.Info[Context, None]
+
+
+@strawberry.interface(description="An object with a global id: fetch it again with `node(id:)`.")
+class Node:
+    pk: strawberry.Private[int]
+
+    @strawberry.field(description="Opaque global id: pass it back as it is, never parse it.")
+    def id(self) -> strawberry.ID:
+        return strawberry.ID(encode_id(type(self).__name__, self.pk))
+
+
+@strawberry.type(description="A division of the contact center: users see their own division.")
+class Division(Node):
+    key: str = strawberry.field(description="The division's key in the directory file.")
+    name: str = strawberry.field(description="Display name.")
+
+    @classmethod
+    def of(cls, row: models.Division) -> "Division":
+        return cls(pk=row.id, key=row.key, name=row.name)
+
+
+@strawberry.type(description="A user of the directory: agent, supervisor, admin or integration.")
+class User(Node):
+    key: str = strawberry.field(
+        description="The identifier of the user in the directory the service was loaded from."
+    )
+    name: str = strawberry.field(description="Display name.")
+    roles: list[Role] = strawberry.field(description="What the user may do.")
+    presence: Presence = strawberry.field(description="The user's presence now.")
+    division_pk: strawberry.Private[int]
+
+    @strawberry.field(description="The user's division.")
+    async def division(self, info: Info) -> Division:
+        return Division.of(await info.context.loaders.division.load(self.division_pk))
+
+    @classmethod
+    def of(cls, row: models.User) -> "User":
+        return cls(
+            pk=row.id,
+            key=row.key,
+            name=row.name,
+            roles=sorted(row.role_set, key=list(models.enums.Role).index),
+            presence=row.presence,
+            division_pk=row.division_id,
+        )
+
+
+@strawberry.type(description="A queue that interactions wait in until an agent takes them.")
+class Queue(Node):
+    key: str = strawberry.field(description="The queue's key in the directory file.")
+    name: str = strawberry.field(description="Display name.")
+    division_pk: strawberry.Private[int]
+
+    @strawberry.field(description="The division the queue belongs to.")
+    async def division(self, info: Info) -> Division:
+        return Division.of(await info.context.loaders.division.load(self.division_pk))
+
+    @classmethod
+    def of(cls, row: models.Queue) -> "Queue":
+        return cls(pk=row.id, key=row.key, name=row.name, division_pk=row.division_id)
+
+
+async def _facts(info: Info, interaction_pk: int) -> InteractionFacts:
+    """The monitoring facts of an interaction, from the request's loaders."""
+    loaders = info.context.loaders
+    interaction = await loaders.interaction.load(interaction_pk)
+    queue, participants, sessions = await asyncio.gather(
+        loaders.queue.load(interaction.queue_id),
+        loaders.participants.load(interaction_pk),
+        loaders.sessions.load(interaction_pk),
+    )
+    users = await loaders.user.load_many(list(user_ids_needed(participants, sessions)))
+    return InteractionFacts.build(
+        interaction, queue, participants, sessions, {user.id: user for user in users}
+    )
+
+
+@strawberry.type(description="Whether the viewer could start monitoring an agent now.")
+class Monitorability:
+    allowed: bool = strawberry.field(
+        description="True where startMonitoring would succeed or return the viewer's session."
+    )
+    reason: MonitoringErrorCodeEnum | None = strawberry.field(
+        description="Why not, when allowed is false: the code startMonitoring would answer with."
+    )
+    current_monitor: User | None = strawberry.field(
+        description="Who is monitoring the interaction, when reason is ALREADY_MONITORED."
+    )
+    message: str | None = strawberry.field(
+        description="Why not, in words for the supervisor, when allowed is false."
+    )
+
+
+@strawberry.type(description="Someone on an interaction: the customer, an agent or a monitor.")
+class Participant(Node):
+    purpose: ParticipantPurpose = strawberry.field(description="Why they are on the interaction.")
+    state: ParticipantState = strawberry.field(description="Whether they are still on it.")
+    name: str = strawberry.field(
+        description="Display name: the user's name, or the customer's name or address."
+    )
+    connected_at: datetime = strawberry.field(description="When they joined.")
+    disconnected_at: datetime | None = strawberry.field(description="When they left, if they did.")
+    user_pk: strawberry.Private[int | None]
+    interaction_pk: strawberry.Private[int]
+
+    @strawberry.field(
+        description="The directory user behind an AGENT or MONITOR participant; null for a customer."
+    )
+    async def user(self, info: Info) -> User | None:
+        if self.user_pk is None:
+            return None
+        return User.of(await info.context.loaders.user.load(self.user_pk))
+
+    @strawberry.field(
+        description="For an AGENT: the active session monitoring this agent on this interaction."
+    )
+    async def monitored_by(self, info: Info) -> "MonitoringSession | None":
+        if self.purpose != Purpose.AGENT:
+            return None
+        sessions = await info.context.loaders.sessions.load(self.interaction_pk)
+        return next(
+            (
+                MonitoringSession.of(s)
+                for s in sessions
+                if s.state == State.ACTIVE and s.agent_id == self.user_pk
+            ),
+            None,
+        )
+
+    @strawberry.field(
+        description="For an AGENT: whether the viewer could start monitoring this agent now, "
+        "and if not, why."
+    )
+    async def monitorability(self, info: Info) -> Monitorability | None:
+        if self.purpose != Purpose.AGENT:
+            return None
+        viewer = await info.context.require_viewer()
+        try:
+            decide_start(viewer, await _facts(info, self.interaction_pk), self.user_pk)
+        except MonitoringError as refusal:
+            monitor = refusal.current_monitor_id
+            return Monitorability(
+                allowed=False,
+                reason=refusal.code,
+                current_monitor=User.of(await info.context.loaders.user.load(monitor))
+                if monitor
+                else None,
+                message=refusal.message,
+            )
+        return Monitorability(allowed=True, reason=None, current_monitor=None, message=None)
+
+    @classmethod
+    def of(cls, row: models.Participant) -> "Participant":
+        return cls(
+            pk=row.id,
+            purpose=row.purpose,
+            state=row.state,
+            name=row.name,
+            connected_at=row.connected_at,
+            disconnected_at=row.disconnected_at,
+            user_pk=row.user_id,
+            interaction_pk=row.interaction_id,
+        )
+
+
+@strawberry.type(description="A voice call, SMS, chat, email or callback, live or past.")
+class Interaction(Node):
+    media_type: MediaType = strawberry.field(description="How the customer reaches the center.")
+    direction: Direction = strawberry.field(description="Who started it.")
+    state: InteractionState = strawberry.field(description="Waiting, connected or ended.")
+    started_at: datetime = strawberry.field(description="When it arrived.")
+    ended_at: datetime | None = strawberry.field(description="When it ended, if it has.")
+    queue_pk: strawberry.Private[int]
+
+    @strawberry.field(description="The queue it arrived in.")
+    async def queue(self, info: Info) -> Queue | None:
+        return Queue.of(await info.context.loaders.queue.load(self.queue_pk))
+
+    @strawberry.field(description="Every participant, in the order they joined: customer, agents, monitors.")
+    async def participants(self, info: Info) -> list[Participant]:
+        return [Participant.of(p) for p in await info.context.loaders.participants.load(self.pk)]
+
+    @strawberry.field(description="The AGENT participants, connected or not.")
+    async def agents(self, info: Info) -> list[Participant]:
+        participants = await info.context.loaders.participants.load(self.pk)
+        return [Participant.of(p) for p in participants if p.purpose == Purpose.AGENT]
+
+    @strawberry.field(description="The session monitoring this interaction now, if any.")
+    async def active_monitoring(self, info: Info) -> "MonitoringSession | None":
+        sessions = await info.context.loaders.sessions.load(self.pk)
+        return next((MonitoringSession.of(s) for s in sessions if s.state == State.ACTIVE), None)
+
+    @strawberry.field(description="Every monitoring session this interaction had, oldest first.")
+    async def monitoring_sessions(self, info: Info) -> list["MonitoringSession"]:
+        return [MonitoringSession.of(s) for s in await info.context.loaders.sessions.load(self.pk)]
+
+    @classmethod
+    def of(cls, row: models.Interaction) -> "Interaction":
+        return cls(
+            pk=row.id,
+            media_type=row.media_type,
+            direction=row.direction,
+            state=row.state,
+            started_at=row.started_at,
+            ended_at=row.ended_at,
+            queue_pk=row.queue_id,
+        )
+
+
+@strawberry.type(description="A supervisor monitoring an agent on an interaction.")
+class MonitoringSession(Node):
+    state: MonitoringState = strawberry.field(description="Active or ended.")
+    started_at: datetime = strawberry.field(description="When monitoring started.")
+    ended_at: datetime | None = strawberry.field(description="When it ended, if it has.")
+    end_reason: MonitoringEndReason | None = strawberry.field(description="Why it ended.")
+    interaction_pk: strawberry.Private[int]
+    monitor_pk: strawberry.Private[int]
+    agent_pk: strawberry.Private[int]
+
+    @strawberry.field(description="The monitored interaction.")
+    async def interaction(self, info: Info) -> Interaction:
+        return Interaction.of(await info.context.loaders.interaction.load(self.interaction_pk))
+
+    @strawberry.field(description="The supervisor who monitors.")
+    async def monitor(self, info: Info) -> User:
+        return User.of(await info.context.loaders.user.load(self.monitor_pk))
+
+    @strawberry.field(description="The agent being monitored.")
+    async def agent(self, info: Info) -> User:
+        return User.of(await info.context.loaders.user.load(self.agent_pk))
+
+    @classmethod
+    def of(cls, row: models.MonitoringSession) -> "MonitoringSession":
+        return cls(
+            pk=row.id,
+            state=row.state,
+            started_at=row.started_at,
+            ended_at=row.ended_at,
+            end_reason=row.end_reason,
+            interaction_pk=row.interaction_id,
+            monitor_pk=row.monitor_id,
+            agent_pk=row.agent_id,
+        )
+
+
+@strawberry.type(description="Relay pagination: where this page sits in the whole list.")
+class PageInfo:
+    has_next_page: bool = strawberry.field(description="More items follow this page.")
+    has_previous_page: bool = strawberry.field(description="Items precede this page.")
+    start_cursor: str | None = strawberry.field(description="Cursor of the first item.")
+    end_cursor: str | None = strawberry.field(description="Cursor of the last item: pass it as `after`.")
+
+
+@strawberry.type(description="One queue in a page of queues.")
+class QueueEdge:
+    cursor: str = strawberry.field(description="Pass as `after` to continue after this queue.")
+    node: Queue = strawberry.field(description="The queue.")
+
+
+@strawberry.type(description="A page of queues, by name.")
+class QueueConnection:
+    edges: list[QueueEdge] = strawberry.field(description="The queues of this page, with cursors.")
+    nodes: list[Queue] = strawberry.field(description="The queues of this page.")
+    page_info: PageInfo = strawberry.field(description="Where this page sits.")
+    total_count: int = strawberry.field(description="How many queues in all.")
+
+
+@strawberry.type(description="One interaction in a page of interactions.")
+class InteractionEdge:
+    cursor: str = strawberry.field(description="Pass as `after` to continue after this interaction.")
+    node: Interaction = strawberry.field(description="The interaction.")
+
+
+@strawberry.type(description="A page of interactions, newest first.")
+class InteractionConnection:
+    edges: list[InteractionEdge] = strawberry.field(description="This page, with cursors.")
+    nodes: list[Interaction] = strawberry.field(description="The interactions of this page.")
+    page_info: PageInfo = strawberry.field(description="Where this page sits.")
+    total_count: int = strawberry.field(description="How many interactions match in all.")
+
+
+@strawberry.type(description="An On Queue agent and what they are handling.")
+class QueueAgent:
+    agent: User = strawberry.field(description="The agent.")
+
+    @strawberry.field(description="The agent's in-progress interactions, in any queue.")
+    async def interactions(self, info: Info) -> list[Interaction]:
+        rows = await info.context.loaders.agent_interactions.load(self.agent.pk)
+        return [Interaction.of(row) for row in rows]
+
+
+@strawberry.type(
+    description="Queue activity: what Performance > Queue activity shows for one queue, live."
+)
+class QueueActivity:
+    queue: Queue = strawberry.field(description="The queue.")
+    as_of: datetime = strawberry.field(description="When these figures were read.")
+    waiting: list[Interaction] = strawberry.field(
+        description="Interactions in the queue that no agent has taken yet, oldest first."
+    )
+    interacting: list[Interaction] = strawberry.field(
+        description="The Interacting section: in-progress interactions with at least one agent, "
+        "oldest first."
+    )
+    on_queue_agents: list[QueueAgent] = strawberry.field(
+        description="The On Queue agents list: members whose presence is ON_QUEUE."
+    )
+
+    @strawberry.field(description="How many interactions wait.")
+    def waiting_count(self) -> int:
+        return len(self.waiting)
+
+    @strawberry.field(description="How many interactions have an agent.")
+    def interacting_count(self) -> int:
+        return len(self.interacting)
+
+    @strawberry.field(description="How many members are On Queue.")
+    def on_queue_agent_count(self) -> int:
+        return len(self.on_queue_agents)
+
+
+@strawberry.type(description="One row of the viewer's own interaction panel.")
+class PanelEntry:
+    interaction: Interaction = strawberry.field(description="The interaction.")
+    monitoring: bool = strawberry.field(
+        description="True where the viewer is monitoring this interaction: the binocular icon."
+    )
+    session: MonitoringSession | None = strawberry.field(
+        description="The viewer's monitoring session, where monitoring is true."
+    )

@@ -1,0 +1,32 @@
+"""SQLModel tables."""
+
+from sqlmodel import SQLModel
+
+# Deterministic constraint names, the same on SQLite and PostgreSQL, so that migrations
+# can name what they change. Set before the tables below are declared.
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+from app.models.events import EventCounter, MonitoringEvent  # noqa: E402
+from app.models.directory import Division, Queue, QueueMember, User  # noqa: E402
+from app.models.interaction import Interaction, Participant  # noqa: E402
+from app.models.monitoring import MonitoringSession  # noqa: E402
+
+metadata = SQLModel.metadata
+
+__all__ = [
+    "Division",
+    "EventCounter",
+    "Interaction",
+    "MonitoringEvent",
+    "MonitoringSession",
+    "Participant",
+    "Queue",
+    "QueueMember",
+    "User",
+    "metadata",
+]

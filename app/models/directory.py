@@ -1,0 +1,42 @@
+"""The directory: divisions, users and queues, loaded by `binocular directory load`."""
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+from app.models.columns import enum_column
+from app.models.enums import Presence, Role
+
+
+class Division(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=64, unique=True)
+    name: str = Field(max_length=200)
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "users"  # "user" is reserved on PostgreSQL
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=64, unique=True)
+    name: str = Field(max_length=200)
+    division_id: int = Field(foreign_key="division.id", index=True)
+    roles: list[str] = Field(default_factory=list, sa_type=sa.JSON)
+    presence: Presence = Field(default=Presence.OFFLINE, sa_type=enum_column(Presence))
+
+    @property
+    def role_set(self) -> frozenset[Role]:
+        return frozenset(Role(role) for role in self.roles)
+
+
+class Queue(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=64, unique=True)
+    name: str = Field(max_length=200)
+    division_id: int = Field(foreign_key="division.id", index=True)
+
+
+class QueueMember(SQLModel, table=True):
+    __tablename__ = "queue_member"
+
+    queue_id: int = Field(foreign_key="queue.id", primary_key=True)
+    user_id: int = Field(foreign_key="users.id", primary_key=True, index=True)

@@ -1,0 +1,69 @@
+"""The vocabulary shared by tables, rules and the API."""
+
+from enum import Enum
+
+
+class MediaType(str, Enum):
+    VOICE = "VOICE"
+    SMS = "SMS"
+    CHAT = "CHAT"
+    EMAIL = "EMAIL"
+    CALLBACK = "CALLBACK"
+
+
+class Direction(str, Enum):
+    INBOUND = "INBOUND"
+    OUTBOUND = "OUTBOUND"
+
+
+class InteractionState(str, Enum):
+    WAITING = "WAITING"
+    CONNECTED = "CONNECTED"
+    ENDED = "ENDED"
+
+
+class Role(str, Enum):
+    AGENT = "AGENT"
+    SUPERVISOR = "SUPERVISOR"
+    ADMIN = "ADMIN"
+    INTEGRATION = "INTEGRATION"
+
+
+class Presence(str, Enum):
+    ON_QUEUE = "ON_QUEUE"
+    AVAILABLE = "AVAILABLE"
+    BUSY = "BUSY"
+    AWAY = "AWAY"
+    OFFLINE = "OFFLINE"
+
+
+class ParticipantPurpose(str, Enum):
+    CUSTOMER = "CUSTOMER"
+    AGENT = "AGENT"
+    MONITOR = "MONITOR"
+
+
+class ParticipantState(str, Enum):
+    CONNECTED = "CONNECTED"
+    DISCONNECTED = "DISCONNECTED"
+
+
+class MonitoringState(str, Enum):
+    ACTIVE = "ACTIVE"
+    ENDED = "ENDED"
+
+
+class MonitoringEndReason(str, Enum):
+    STOPPED = "STOPPED"
+    INTERACTION_ENDED = "INTERACTION_ENDED"
+    AGENT_DISCONNECTED = "AGENT_DISCONNECTED"
+
+
+MONITORABLE_MEDIA = frozenset({MediaType.VOICE, MediaType.SMS, MediaType.CHAT})
+ALL_SEEING_ROLES = frozenset({Role.ADMIN, Role.INTEGRATION})
+MONITORING_ROLES = frozenset({Role.SUPERVISOR, Role.ADMIN})
+
+
+class MonitoringEventKind(str, Enum):
+    STARTED = "STARTED"
+    ENDED = "ENDED"

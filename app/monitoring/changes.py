@@ -1,0 +1,87 @@
+"""Writes shared by the rules: locking an interaction, ending sessions, version bumps."""
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app.events.log import record_event
+from app.models import Interaction, MonitoringSession, Participant
+from app.models.enums import (
+    MonitoringEndReason,
+    MonitoringEventKind,
+    MonitoringState,
+    ParticipantState,
+)
+
+
+async def lock_interaction(session: AsyncSession, interaction_id: int) -> Interaction | None:
+    """Read the interaction and hold its row until commit (SQLite: BEGIN IMMEDIATE holds all)."""
+    result = await session.exec(
+        sa.select(Interaction)
+        .where(Interaction.id == interaction_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return result.scalars().first()
+
+
+async def bump_version(
+    session: AsyncSession, interaction_id: int, expected: int | None = None
+) -> bool:
+    """Mark the interaction changed; with `expected`, only if nobody changed it since."""
+    statement = (
+        sa.update(Interaction)
+        .where(Interaction.id == interaction_id)
+        .values(version=Interaction.version + 1)
+    )
+    if expected is not None:
+        statement = statement.where(Interaction.version == expected)
+    result = await session.exec(statement)
+    return result.rowcount == 1
+
+
+async def end_active_sessions(
+    session: AsyncSession,
+    interaction: Interaction,
+    condition: sa.ColumnElement[bool],
+    reason: MonitoringEndReason,
+    now: datetime,
+) -> list[MonitoringSession]:
+    """End the interaction's ACTIVE sessions matching `condition`, disconnect their MONITOR
+    participants and record ENDED events.
+
+    Conditional on state, so a session is ended exactly once whoever races to end it.
+    """
+    ended = (
+        await session.exec(
+            sa.update(MonitoringSession)
+            .where(
+                MonitoringSession.interaction_id == interaction.id,
+                MonitoringSession.state == MonitoringState.ACTIVE,
+                condition,
+            )
+            .values(state=MonitoringState.ENDED, ended_at=now, end_reason=reason)
+            .returning(MonitoringSession)
+            .execution_options(populate_existing=True)
+        )
+    ).scalars().all()
+    if ended:
+        await disconnect_participants(
+            session, Participant.id.in_([s.monitor_participant_id for s in ended]), now
+        )
+    for monitoring in ended:
+        await record_event(session, MonitoringEventKind.ENDED, monitoring, interaction.queue_id, now)
+    return list(ended)
+
+
+async def disconnect_participants(
+    session: AsyncSession, condition: sa.ColumnElement[bool], now: datetime
+) -> list[int]:
+    result = await session.exec(
+        sa.update(Participant)
+        .where(Participant.state == ParticipantState.CONNECTED, condition)
+        .values(state=ParticipantState.DISCONNECTED, disconnected_at=now)
+        .returning(Participant.id)
+    )
+    return list(result.scalars().all())
