@@ -59,7 +59,7 @@ def create_app(settings: Settings) -> FastAPI:
         try:
             async with db.read() as session:
                 await session.exec(sa.select(1))
-        except Exception:
+        except Exception:  # noqa: BLE001 - whatever the failure, the database is unreachable
             return JSONResponse({"status": "unavailable", "database": "unreachable"}, 503)
         return JSONResponse({"status": "ok"})
 

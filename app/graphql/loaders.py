@@ -1,6 +1,11 @@
 """DataLoaders: each batches one kind of read into one SQL statement per request tick, so a
-query costs a fixed number of statements whatever the lengths of its lists."""
+query costs a fixed number of statements whatever the lengths of its lists.
 
+A request runs one statement at a time: results then arrive in the order the batches were
+dispatched, so the same query batches the same way every time (and holds one connection).
+"""
+
+import asyncio
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 
@@ -18,6 +23,7 @@ class Loaders:
 
     def __init__(self, db: Database, viewer: User) -> None:
         self._db = db
+        self._one_at_a_time = asyncio.Lock()
         self.division = DataLoader(self._by_id(Division))
         self.user = DataLoader(self._by_id(User))
         self.queue = DataLoader(self._by_id(Queue))
@@ -44,13 +50,17 @@ class Loaders:
         self.visible_user = DataLoader(self._visible_ids(User, user_visible(viewer)))
         self.agent_interactions = DataLoader(self._agent_interactions(interaction_visible(viewer)))
 
-    async def _scalars(self, statement) -> Sequence:
-        async with self._db.read() as session:
+    async def rows(self, statement) -> Sequence:
+        async with self._one_at_a_time, self._db.read() as session:
+            return (await session.exec(statement)).all()
+
+    async def scalars(self, statement) -> Sequence:
+        async with self._one_at_a_time, self._db.read() as session:
             return (await session.exec(statement)).scalars().all()
 
     def _by_id(self, model) -> Callable:
         async def load(ids: list[int]) -> list:
-            rows = await self._scalars(sa.select(model).where(model.id.in_(ids)))
+            rows = await self.scalars(sa.select(model).where(model.id.in_(ids)))
             by_id = {row.id: row for row in rows}
             return [by_id.get(pk) for pk in ids]
 
@@ -58,7 +68,7 @@ class Loaders:
 
     def _grouped(self, model, key_column, order_by: tuple) -> Callable:
         async def load(keys: list[int]) -> list[list]:
-            rows = await self._scalars(
+            rows = await self.scalars(
                 sa.select(model).where(key_column.in_(keys)).order_by(*order_by)
             )
             groups = defaultdict(list)
@@ -71,7 +81,7 @@ class Loaders:
     def _visible_ids(self, model, condition) -> Callable:
         async def load(ids: list[int]) -> list[bool]:
             visible = set(
-                await self._scalars(sa.select(model.id).where(model.id.in_(ids), condition))
+                await self.scalars(sa.select(model.id).where(model.id.in_(ids), condition))
             )
             return [pk in visible for pk in ids]
 
@@ -81,21 +91,18 @@ class Loaders:
         """An agent's in-progress interactions that the viewer may see, oldest first."""
 
         async def load(user_ids: list[int]) -> list[list[Interaction]]:
-            async with self._db.read() as session:
-                rows = (
-                    await session.exec(
-                        sa.select(Participant.user_id, Interaction)
-                        .join(Interaction, Interaction.id == Participant.interaction_id)
-                        .where(
-                            Participant.user_id.in_(user_ids),
-                            Participant.purpose == ParticipantPurpose.AGENT,
-                            Participant.state == ParticipantState.CONNECTED,
-                            Interaction.state != InteractionState.ENDED,
-                            visible,
-                        )
-                        .order_by(Interaction.started_at, Interaction.id)
-                    )
-                ).all()
+            rows = await self.rows(
+                sa.select(Participant.user_id, Interaction)
+                .join(Interaction, Interaction.id == Participant.interaction_id)
+                .where(
+                    Participant.user_id.in_(user_ids),
+                    Participant.purpose == ParticipantPurpose.AGENT,
+                    Participant.state == ParticipantState.CONNECTED,
+                    Interaction.state != InteractionState.ENDED,
+                    visible,
+                )
+                .order_by(Interaction.started_at, Interaction.id)
+            )
             groups = defaultdict(list)
             for user_id, interaction in rows:
                 groups[user_id].append(interaction)

@@ -6,6 +6,7 @@ import sqlalchemy as sa
 import strawberry
 
 from app import models
+from app.graphql.enums import InteractionState, MediaType
 from app.graphql.errors import bad_user_input
 from app.graphql.ids import decode_cursor, decode_id, decode_node_id, encode_cursor
 from app.graphql.types import (
@@ -26,10 +27,14 @@ from app.graphql.types import (
     QueueEdge,
     User,
 )
-from app.graphql.enums import InteractionState, MediaType
-from app.models.enums import ALL_SEEING_ROLES, Presence, ParticipantPurpose, ParticipantState
+from app.models.enums import (
+    ALL_SEEING_ROLES,
+    MonitoringState,
+    ParticipantPurpose,
+    ParticipantState,
+    Presence,
+)
 from app.models.enums import InteractionState as State
-from app.models.enums import MonitoringState
 from app.monitoring.visibility import interaction_visible, queue_visible
 
 DEFAULT_PAGE = 25
@@ -133,8 +138,7 @@ async def _node(info: Info, type_name: str, pk: int) -> Node | None:
 
 
 async def _rows(info: Info, statement) -> list:
-    async with info.context.db.read() as session:
-        return list((await session.exec(statement)).scalars().all())
+    return list(await info.context.loaders.scalars(statement))
 
 
 @strawberry.type
@@ -258,26 +262,22 @@ class Query:
     async def interaction_panel(self, info: Info) -> list[PanelEntry]:
         viewer = await info.context.require_viewer()
         I, P, S = models.Interaction, models.Participant, models.MonitoringSession
-        async with info.context.db.read() as session:
-            handled = (
-                await session.exec(
-                    sa.select(I)
-                    .join(P, P.interaction_id == I.id)
-                    .where(
-                        P.user_id == viewer.id,
-                        P.purpose == ParticipantPurpose.AGENT,
-                        P.state == ParticipantState.CONNECTED,
-                        I.state != State.ENDED,
-                    )
-                )
-            ).scalars().all()
-            monitored = (
-                await session.exec(
-                    sa.select(S, I)
-                    .join(I, I.id == S.interaction_id)
-                    .where(S.monitor_id == viewer.id, S.state == MonitoringState.ACTIVE)
-                )
-            ).all()
+        handled = await _rows(
+            info,
+            sa.select(I)
+            .join(P, P.interaction_id == I.id)
+            .where(
+                P.user_id == viewer.id,
+                P.purpose == ParticipantPurpose.AGENT,
+                P.state == ParticipantState.CONNECTED,
+                I.state != State.ENDED,
+            ),
+        )
+        monitored = await info.context.loaders.rows(
+            sa.select(S, I)
+            .join(I, I.id == S.interaction_id)
+            .where(S.monitor_id == viewer.id, S.state == MonitoringState.ACTIVE)
+        )
         entries = {
             row.id: PanelEntry(interaction=Interaction.of(row), monitoring=False, session=None)
             for row in handled

@@ -10,7 +10,7 @@ from strawberry.extensions import (
 )
 
 from app.graphql.errors import ErrorCodes
-from app.graphql.mutations import IntegrationErrorType, Mutation, MonitoringErrorType
+from app.graphql.mutations import IntegrationErrorType, MonitoringErrorType, Mutation
 from app.graphql.queries import Query
 from app.graphql.subscriptions import Subscription
 from app.graphql.types import Division, Interaction, MonitoringSession, Participant, Queue, User

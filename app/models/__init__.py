@@ -11,10 +11,10 @@ SQLModel.metadata.naming_convention = {
     "pk": "pk_%(table_name)s",
 }
 
-from app.models.events import EventCounter, MonitoringEvent  # noqa: E402
-from app.models.directory import Division, Queue, QueueMember, User  # noqa: E402
-from app.models.interaction import Interaction, Participant  # noqa: E402
-from app.models.monitoring import MonitoringSession  # noqa: E402
+from app.models.directory import Division, Queue, QueueMember, User
+from app.models.events import EventCounter, MonitoringEvent
+from app.models.interaction import Interaction, Participant
+from app.models.monitoring import MonitoringSession
 
 metadata = SQLModel.metadata
 
