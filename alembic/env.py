@@ -33,8 +33,7 @@ async def _run_online() -> None:
 
 
 def _run_offline() -> None:
-    context.configure(url=url, target_metadata=metadata,
-                      literal_binds=True)
+    context.configure(url=url, target_metadata=metadata, literal_binds=True)
     with context.begin_transaction():
         context.run_migrations()
 

@@ -16,12 +16,16 @@ from app.db import Database, migrate
 from app.directory.load import DirectoryFileError, load_directory, parse_directory
 from app.models import User
 
-cli = typer.Typer(help="Binocular: live monitoring of contact-center interactions.",
-                  no_args_is_help=True, add_completion=False)
-directory_cli = typer.Typer(help="The directory of divisions, users and queues.",
-                            no_args_is_help=True)
+cli = typer.Typer(
+    help="Binocular: live monitoring of contact-center interactions.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+directory_cli = typer.Typer(
+    help="The directory of divisions, users and queues.", no_args_is_help=True
+)
 cli.add_typer(directory_cli, name="directory")
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 DEMO_DIRECTORY = Path(__file__).parent / "demo" / "directory.json"
 DEMO_DATABASE = "sqlite:///./binocular-demo.db"
@@ -135,8 +139,10 @@ def demo(
     asyncio.run(_load(settings, directory))
     out = Console()
     out.print(f"[bold]Binocular demo[/bold] on {settings.database_url}")
-    out.print(f"GraphiQL: http://127.0.0.1:{port}/graphql  (add the header "
-              '{"Authorization": "Bearer TOKEN"})')
+    out.print(
+        f"GraphiQL: http://127.0.0.1:{port}/graphql  (add the header "
+        '{"Authorization": "Bearer TOKEN"})'
+    )
     for user in directory.users:
         roles = ", ".join(role.value for role in user.roles)
         out.print(f"  {user.key:<10} {user.name:<18} {user.division:<7} {roles}")

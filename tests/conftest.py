@@ -22,8 +22,9 @@ from app.config import Settings
 from app.db import Database, migrate
 from app.directory.load import DirectoryFile, load_directory
 from app.graphql.ids import encode_id
-from app.models import EventCounter, metadata
+from app.models import Division, EventCounter, Queue, User, metadata
 from app.server import create_app
+from tests.servers import ServeProcess
 from tests.support import Api
 
 POSTGRES_ADMIN_URL = os.environ.get(
@@ -37,14 +38,29 @@ DIRECTORY = {
     "users": [
         {"key": "ann", "name": "Ann Lee", "division": "north", "roles": ["SUPERVISOR"]},
         {"key": "carl", "name": "Carl Diaz", "division": "north", "roles": ["SUPERVISOR"]},
-        {"key": "bob", "name": "Bob Ray", "division": "north", "roles": ["AGENT"],
-         "presence": "ON_QUEUE"},
-        {"key": "dina", "name": "Dina Moss", "division": "north", "roles": ["AGENT"],
-         "presence": "ON_QUEUE"},
+        {
+            "key": "bob",
+            "name": "Bob Ray",
+            "division": "north",
+            "roles": ["AGENT"],
+            "presence": "ON_QUEUE",
+        },
+        {
+            "key": "dina",
+            "name": "Dina Moss",
+            "division": "north",
+            "roles": ["AGENT"],
+            "presence": "ON_QUEUE",
+        },
         {"key": "eli", "name": "Eli Park", "division": "north", "roles": ["AGENT"]},
         {"key": "sue", "name": "Sue Hart", "division": "south", "roles": ["SUPERVISOR"]},
-        {"key": "tom", "name": "Tom Wu", "division": "south", "roles": ["AGENT"],
-         "presence": "ON_QUEUE"},
+        {
+            "key": "tom",
+            "name": "Tom Wu",
+            "division": "south",
+            "roles": ["AGENT"],
+            "presence": "ON_QUEUE",
+        },
         {"key": "root", "name": "Rita Admin", "division": "north", "roles": ["ADMIN"]},
         {"key": "sam", "name": "Sam Admin", "division": "south", "roles": ["ADMIN"]},
         {"key": "pbx", "name": "Telephony", "division": "north", "roles": ["INTEGRATION"]},
@@ -139,8 +155,6 @@ async def directory(db) -> dict[str, str]:
 
 
 def _directory_models():
-    from app.models import Division, Queue, User
-
     return (Division, Queue, User)
 
 
@@ -159,3 +173,51 @@ def backend(database_url) -> str:
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def server(database_url, tmp_path_factory):
+    """A real `binocular serve` process on the test database."""
+    process = ServeProcess(database_url, JWT_SECRET, tmp_path_factory.mktemp("serve") / "log")
+    yield process
+    process.stop()
+
+
+def live_api_for(server: ServeProcess, directory: dict[str, str]) -> Api:
+    client = httpx.AsyncClient(base_url=server.url, timeout=60)
+    return Api(client, directory, lambda key: issue_token(JWT_SECRET, key, 3600))
+
+
+@pytest.fixture
+async def live_api(server, directory):
+    """The test directory's GraphQL API over real HTTP to a real `binocular serve`."""
+    api = live_api_for(server, directory)
+    yield api
+    await api.client.aclose()
+
+
+@pytest.fixture
+async def supervisors(db, directory) -> list[str]:
+    """Fifty more north supervisors, for races."""
+    keys = [f"sup{i:02d}" for i in range(50)]
+    await load_directory(
+        db,
+        DirectoryFile.model_validate(
+            {
+                "divisions": [{"key": "north", "name": "North"}],
+                "users": [
+                    {
+                        "key": k,
+                        "name": f"Supervisor {k}",
+                        "division": "north",
+                        "roles": ["SUPERVISOR"],
+                    }
+                    for k in keys
+                ],
+            }
+        ),
+    )
+    async with db.read() as session:
+        for row in (await session.exec(sa.select(User).where(User.key.in_(keys)))).scalars():
+            directory[row.key] = encode_id("User", row.id)
+    return keys

@@ -22,8 +22,13 @@ class Api:
             self._tokens[user] = self.token_for(user)
         return self._tokens[user]
 
-    async def raw(self, query: str, variables: dict | None = None, user: str | None = None,
-                  headers: dict | None = None) -> dict:
+    async def raw(
+        self,
+        query: str,
+        variables: dict | None = None,
+        user: str | None = None,
+        headers: dict | None = None,
+    ) -> dict:
         """The whole response body, errors included."""
         headers = dict(headers or {})
         if user is not None:
@@ -42,16 +47,27 @@ class Api:
 
     # The integration's calls, as the telephony platform makes them.
 
-    async def create(self, queue: str = "billing", media: str = "VOICE", external_id: str | None = None,
-                     customer: str = "Casey Customer") -> str:
+    async def create(
+        self,
+        queue: str = "billing",
+        media: str = "VOICE",
+        external_id: str | None = None,
+        customer: str = "Casey Customer",
+    ) -> str:
         self._counter = getattr(self, "_counter", 0) + 1
         data = await self.data(
             """mutation($input: CreateInteractionInput!) {
                  createInteraction(input: $input) { interaction { id } errors { message field } }
                }""",
-            {"input": {"externalId": external_id or f"ext-{self._counter}", "mediaType": media,
-                       "direction": "INBOUND", "queueId": self.ids[queue],
-                       "customerName": customer}},
+            {
+                "input": {
+                    "externalId": external_id or f"ext-{self._counter}",
+                    "mediaType": media,
+                    "direction": "INBOUND",
+                    "queueId": self.ids[queue],
+                    "customerName": customer,
+                }
+            },
             user="pbx",
         )
         assert data["createInteraction"]["errors"] == [], data
@@ -69,14 +85,16 @@ class Api:
         return data[mutation]
 
     async def connect(self, interaction: str, agent: str) -> dict:
-        result = await self.integration("connectAgent", interactionId=interaction,
-                                        agentId=self.ids[agent])
+        result = await self.integration(
+            "connectAgent", interactionId=interaction, agentId=self.ids[agent]
+        )
         assert result["errors"] == [], result
         return result
 
     async def disconnect(self, interaction: str, agent: str) -> dict:
-        return await self.integration("disconnectAgent", interactionId=interaction,
-                                      agentId=self.ids[agent])
+        return await self.integration(
+            "disconnectAgent", interactionId=interaction, agentId=self.ids[agent]
+        )
 
     async def end(self, interaction: str) -> dict:
         return await self.integration("endInteraction", interactionId=interaction)

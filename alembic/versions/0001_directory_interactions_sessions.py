@@ -30,8 +30,14 @@ depends_on = None
 
 
 def _partial_unique(name: str, table: str, columns: list[str], where: str) -> None:
-    op.create_index(name, table, columns, unique=True,
-                    sqlite_where=sa.text(where), postgresql_where=sa.text(where))
+    op.create_index(
+        name,
+        table,
+        columns,
+        unique=True,
+        sqlite_where=sa.text(where),
+        postgresql_where=sa.text(where),
+    )
 
 
 def upgrade() -> None:
@@ -53,8 +59,9 @@ def upgrade() -> None:
         sa.Column("presence", enum_column(Presence), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_users"),
         sa.UniqueConstraint("key", name="uq_users_key"),
-        sa.ForeignKeyConstraint(["division_id"], ["division.id"],
-                                name="fk_users_division_id_division"),
+        sa.ForeignKeyConstraint(
+            ["division_id"], ["division.id"], name="fk_users_division_id_division"
+        ),
     )
     op.create_index("ix_users_division_id", "users", ["division_id"])
     op.create_table(
@@ -65,8 +72,9 @@ def upgrade() -> None:
         sa.Column("division_id", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_queue"),
         sa.UniqueConstraint("key", name="uq_queue_key"),
-        sa.ForeignKeyConstraint(["division_id"], ["division.id"],
-                                name="fk_queue_division_id_division"),
+        sa.ForeignKeyConstraint(
+            ["division_id"], ["division.id"], name="fk_queue_division_id_division"
+        ),
     )
     op.create_index("ix_queue_division_id", "queue", ["division_id"])
     op.create_table(
@@ -93,8 +101,11 @@ def upgrade() -> None:
         sa.UniqueConstraint("external_id", name="uq_interaction_external_id"),
         sa.ForeignKeyConstraint(["queue_id"], ["queue.id"], name="fk_interaction_queue_id_queue"),
     )
-    op.create_index("ix_interaction_queue_state_started", "interaction",
-                    ["queue_id", "state", "started_at", "id"])
+    op.create_index(
+        "ix_interaction_queue_state_started",
+        "interaction",
+        ["queue_id", "state", "started_at", "id"],
+    )
     op.create_index("ix_interaction_started", "interaction", ["started_at", "id"])
     op.create_table(
         "participant",
@@ -107,15 +118,21 @@ def upgrade() -> None:
         sa.Column("connected_at", UTCDateTime(), nullable=False),
         sa.Column("disconnected_at", UTCDateTime(), nullable=True),
         sa.PrimaryKeyConstraint("id", name="pk_participant"),
-        sa.ForeignKeyConstraint(["interaction_id"], ["interaction.id"],
-                                name="fk_participant_interaction_id_interaction"),
+        sa.ForeignKeyConstraint(
+            ["interaction_id"], ["interaction.id"], name="fk_participant_interaction_id_interaction"
+        ),
         sa.ForeignKeyConstraint(["user_id"], ["users.id"], name="fk_participant_user_id_users"),
     )
-    op.create_index("ix_participant_interaction", "participant",
-                    ["interaction_id", "connected_at", "id"])
+    op.create_index(
+        "ix_participant_interaction", "participant", ["interaction_id", "connected_at", "id"]
+    )
     op.create_index("ix_participant_user_state", "participant", ["user_id", "state"])
-    _partial_unique("uq_participant_connected_agent", "participant",
-                    ["interaction_id", "user_id"], "purpose = 'AGENT' AND state = 'CONNECTED'")
+    _partial_unique(
+        "uq_participant_connected_agent",
+        "participant",
+        ["interaction_id", "user_id"],
+        "purpose = 'AGENT' AND state = 'CONNECTED'",
+    )
     op.create_table(
         "monitoring_session",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -129,23 +146,40 @@ def upgrade() -> None:
         sa.Column("ended_at", UTCDateTime(), nullable=True),
         sa.Column("end_reason", enum_column(MonitoringEndReason), nullable=True),
         sa.PrimaryKeyConstraint("id", name="pk_monitoring_session"),
-        sa.ForeignKeyConstraint(["interaction_id"], ["interaction.id"],
-                                name="fk_monitoring_session_interaction_id_interaction"),
-        sa.ForeignKeyConstraint(["monitor_id"], ["users.id"],
-                                name="fk_monitoring_session_monitor_id_users"),
-        sa.ForeignKeyConstraint(["agent_id"], ["users.id"],
-                                name="fk_monitoring_session_agent_id_users"),
-        sa.ForeignKeyConstraint(["monitor_participant_id"], ["participant.id"],
-                                name="fk_monitoring_session_monitor_participant_id_participant"),
+        sa.ForeignKeyConstraint(
+            ["interaction_id"],
+            ["interaction.id"],
+            name="fk_monitoring_session_interaction_id_interaction",
+        ),
+        sa.ForeignKeyConstraint(
+            ["monitor_id"], ["users.id"], name="fk_monitoring_session_monitor_id_users"
+        ),
+        sa.ForeignKeyConstraint(
+            ["agent_id"], ["users.id"], name="fk_monitoring_session_agent_id_users"
+        ),
+        sa.ForeignKeyConstraint(
+            ["monitor_participant_id"],
+            ["participant.id"],
+            name="fk_monitoring_session_monitor_participant_id_participant",
+        ),
     )
-    op.create_index("ix_monitoring_session_interaction", "monitoring_session",
-                    ["interaction_id", "started_at", "id"])
-    op.create_index("ix_monitoring_session_monitor_state", "monitoring_session",
-                    ["monitor_id", "state"])
-    _partial_unique("uq_monitoring_session_active", "monitoring_session",
-                    ["interaction_id"], "state = 'ACTIVE'")
-    _partial_unique("uq_monitoring_session_sms_once", "monitoring_session",
-                    ["interaction_id"], "media_type = 'SMS'")
+    op.create_index(
+        "ix_monitoring_session_interaction",
+        "monitoring_session",
+        ["interaction_id", "started_at", "id"],
+    )
+    op.create_index(
+        "ix_monitoring_session_monitor_state", "monitoring_session", ["monitor_id", "state"]
+    )
+    _partial_unique(
+        "uq_monitoring_session_active", "monitoring_session", ["interaction_id"], "state = 'ACTIVE'"
+    )
+    _partial_unique(
+        "uq_monitoring_session_sms_once",
+        "monitoring_session",
+        ["interaction_id"],
+        "media_type = 'SMS'",
+    )
 
 
 def downgrade() -> None:

@@ -28,14 +28,22 @@ def upgrade() -> None:
         sa.Column("queue_id", sa.Integer(), nullable=False),
         sa.Column("monitor_id", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("position", name="pk_monitoring_event"),
-        sa.ForeignKeyConstraint(["session_id"], ["monitoring_session.id"],
-                                name="fk_monitoring_event_session_id_monitoring_session"),
-        sa.ForeignKeyConstraint(["interaction_id"], ["interaction.id"],
-                                name="fk_monitoring_event_interaction_id_interaction"),
-        sa.ForeignKeyConstraint(["queue_id"], ["queue.id"],
-                                name="fk_monitoring_event_queue_id_queue"),
-        sa.ForeignKeyConstraint(["monitor_id"], ["users.id"],
-                                name="fk_monitoring_event_monitor_id_users"),
+        sa.ForeignKeyConstraint(
+            ["session_id"],
+            ["monitoring_session.id"],
+            name="fk_monitoring_event_session_id_monitoring_session",
+        ),
+        sa.ForeignKeyConstraint(
+            ["interaction_id"],
+            ["interaction.id"],
+            name="fk_monitoring_event_interaction_id_interaction",
+        ),
+        sa.ForeignKeyConstraint(
+            ["queue_id"], ["queue.id"], name="fk_monitoring_event_queue_id_queue"
+        ),
+        sa.ForeignKeyConstraint(
+            ["monitor_id"], ["users.id"], name="fk_monitoring_event_monitor_id_users"
+        ),
     )
     op.create_index("ix_monitoring_event_session_id", "monitoring_event", ["session_id"])
     counter = op.create_table(

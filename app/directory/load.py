@@ -70,15 +70,18 @@ def parse_directory(path: Path) -> DirectoryFile:
         else:
             data = json.loads(text)
     except (json.JSONDecodeError, yaml.YAMLError) as error:
-        raise DirectoryFileError(f"{path} is not valid {path.suffix[1:].upper()}: {error}") from None
+        raise DirectoryFileError(
+            f"{path} is not valid {path.suffix[1:].upper()}: {error}"
+        ) from None
     try:
         directory = DirectoryFile.model_validate(data)
     except ValidationError as error:
         first = error.errors()[0]
         where = _entry_name(data, first["loc"])
         field = ".".join(str(part) for part in first["loc"][2:])
+        got = f" (got {first['input']!r})" if first["type"] == "enum" else ""
         raise DirectoryFileError(
-            f"{where}: {field + ': ' if field else ''}{first['msg']}"
+            f"{where}: {field + ': ' if field else ''}{first['msg']}{got}"
         ) from None
     _check_references(directory)
     return directory
@@ -120,7 +123,11 @@ async def load_directory(db: Database, directory: DirectoryFile) -> dict[str, in
     changed = {"divisions": 0, "users": 0, "queues": 0, "queue members": 0}
     async with db.transaction() as session:
         divisions = await _upsert(
-            session, Division, directory.divisions, lambda e, _: {"name": e.name}, changed,
+            session,
+            Division,
+            directory.divisions,
+            lambda e, _: {"name": e.name},
+            changed,
             "divisions",
         )
         division_ids = {key: row.id for key, row in divisions.items()}

@@ -34,7 +34,11 @@ class Context(BaseContext):
         if self.connection_params is not None:
             params = self.connection_params if isinstance(self.connection_params, dict) else {}
             return next(
-                (v for k, v in params.items() if k.lower() == "authorization" and isinstance(v, str)),
+                (
+                    v
+                    for k, v in params.items()
+                    if k.lower() == "authorization" and isinstance(v, str)
+                ),
                 None,
             )
         return self.request.headers.get("authorization") if self.request else None

@@ -29,7 +29,10 @@ MediaType = _expose(
 Direction = _expose(
     enums.Direction,
     "Who started the interaction.",
-    {"INBOUND": "The customer contacted the center.", "OUTBOUND": "The center contacted the customer."},
+    {
+        "INBOUND": "The customer contacted the center.",
+        "OUTBOUND": "The center contacted the customer.",
+    },
 )
 InteractionState = _expose(
     enums.InteractionState,

@@ -30,9 +30,7 @@ class ErrorCodes(MaskErrors):
         super().__init__(should_mask_error=_is_internal, error_message=INTERNAL_MESSAGE)
 
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
-        logger.error(
-            "unexpected error at %s", error.path, exc_info=error.original_error
-        )
+        logger.error("unexpected error at %s", error.path, exc_info=error.original_error)
         return GraphQLError(
             INTERNAL_MESSAGE,
             nodes=error.nodes,

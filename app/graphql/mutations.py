@@ -1,6 +1,7 @@
 """Mutation root: monitoring for supervisors, and the telephony platform's reports."""
 
 from collections.abc import Awaitable, Callable
+from typing import Annotated
 
 import strawberry
 from graphql import GraphQLError
@@ -24,7 +25,9 @@ class UserError:
     )
 
 
-@strawberry.type(name="MonitoringError", description="Why startMonitoring or stopMonitoring refused.")
+@strawberry.type(
+    name="MonitoringError", description="Why startMonitoring or stopMonitoring refused."
+)
 class MonitoringErrorType(UserError):
     code: MonitoringErrorCodeEnum = strawberry.field(description="What rule refused.")
     current_monitor: User | None = strawberry.field(
@@ -147,19 +150,29 @@ async def _integration_call(info: Info, change: Callable[..., Awaitable], wrap):
         async with info.context.db.transaction() as session:
             row = await change(session)
     except IntegrationError as error:
-        return None, [IntegrationErrorType(message=error.message, field=list(error.field) if error.field else None)]
+        return None, [
+            IntegrationErrorType(
+                message=error.message, field=list(error.field) if error.field else None
+            )
+        ]
     info.context.forget_reads()
     return wrap(row), []
 
 
-@strawberry.type
+INPUT = strawberry.argument(description="What to do, as one input object.")
+
+
+@strawberry.type(
+    description="Monitoring for supervisors; the integration's reports for the "
+    "telephony platform. Business refusals come back in `errors`."
+)
 class Mutation:
     @strawberry.mutation(
         description="Start monitoring an agent on an interaction (SUPERVISOR or ADMIN). Starting "
         "again returns the viewer's own active session."
     )
     async def start_monitoring(
-        self, info: Info, input: StartMonitoringInput
+        self, info: Info, input: Annotated[StartMonitoringInput, INPUT]
     ) -> StartMonitoringPayload | None:
         viewer = await info.context.require_viewer()
         interaction_pk = decode_id(input.interaction_id, "Interaction")
@@ -169,7 +182,9 @@ class Mutation:
         try:
             row = await start_monitoring(info.context.db, viewer, interaction_pk, agent_pk)
         except MonitoringError as error:
-            return StartMonitoringPayload(session=None, errors=[await _monitoring_error(info, error)])
+            return StartMonitoringPayload(
+                session=None, errors=[await _monitoring_error(info, error)]
+            )
         info.context.forget_reads()
         return StartMonitoringPayload(session=MonitoringSession.of(row), errors=[])
 
@@ -177,27 +192,35 @@ class Mutation:
         description="Stop a monitoring session: its monitor, or an ADMIN of the agent's division."
     )
     async def stop_monitoring(
-        self, info: Info, input: StopMonitoringInput
+        self, info: Info, input: Annotated[StopMonitoringInput, INPUT]
     ) -> StopMonitoringPayload | None:
         viewer = await info.context.require_viewer()
         session_pk = decode_id(input.session_id, "MonitoringSession")
         try:
             row = await stop_monitoring(info.context.db, viewer, session_pk)
         except MonitoringError as error:
-            return StopMonitoringPayload(session=None, errors=[await _monitoring_error(info, error)])
+            return StopMonitoringPayload(
+                session=None, errors=[await _monitoring_error(info, error)]
+            )
         info.context.forget_reads()
         return StopMonitoringPayload(session=MonitoringSession.of(row), errors=[])
 
-    @strawberry.mutation(description="Integration (INTEGRATION role only): a new interaction arrives in a queue.")
+    @strawberry.mutation(
+        description="Integration (INTEGRATION role only): a new interaction arrives in a queue."
+    )
     async def create_interaction(
-        self, info: Info, input: CreateInteractionInput
+        self, info: Info, input: Annotated[CreateInteractionInput, INPUT]
     ) -> InteractionPayload | None:
         await _integration_viewer(info)
         queue_pk = decode_id(input.queue_id, "Queue")
         interaction, errors = await _integration_call(
             info,
             lambda s: integration.create_interaction(
-                s, input.external_id, input.media_type, input.direction, queue_pk,
+                s,
+                input.external_id,
+                input.media_type,
+                input.direction,
+                queue_pk,
                 input.customer_name,
             ),
             Interaction.of,
@@ -206,19 +229,19 @@ class Mutation:
 
     @strawberry.mutation(description="Integration: an agent joins the interaction.")
     async def connect_agent(
-        self, info: Info, input: AgentOnInteractionInput
+        self, info: Info, input: Annotated[AgentOnInteractionInput, INPUT]
     ) -> InteractionPayload | None:
         return await _agent_change(info, input, integration.connect_agent)
 
     @strawberry.mutation(description="Integration: an agent leaves the interaction.")
     async def disconnect_agent(
-        self, info: Info, input: AgentOnInteractionInput
+        self, info: Info, input: Annotated[AgentOnInteractionInput, INPUT]
     ) -> InteractionPayload | None:
         return await _agent_change(info, input, integration.disconnect_agent)
 
     @strawberry.mutation(description="Integration: the interaction is over.")
     async def end_interaction(
-        self, info: Info, input: EndInteractionInput
+        self, info: Info, input: Annotated[EndInteractionInput, INPUT]
     ) -> InteractionPayload | None:
         await _integration_viewer(info)
         interaction_pk = decode_id(input.interaction_id, "Interaction")
@@ -228,7 +251,9 @@ class Mutation:
         return InteractionPayload(interaction=interaction, errors=errors)
 
     @strawberry.mutation(description="Integration: a user's presence changed.")
-    async def set_presence(self, info: Info, input: SetPresenceInput) -> UserPayload | None:
+    async def set_presence(
+        self, info: Info, input: Annotated[SetPresenceInput, INPUT]
+    ) -> UserPayload | None:
         await _integration_viewer(info)
         user_pk = decode_id(input.user_id, "User")
         user, errors = await _integration_call(

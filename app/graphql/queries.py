@@ -1,6 +1,7 @@
 """Query root: the supervisor's read side."""
 
 from datetime import UTC, datetime
+from typing import Annotated
 
 import sqlalchemy as sa
 import strawberry
@@ -141,10 +142,25 @@ async def _rows(info: Info, statement) -> list:
     return list(await info.context.loaders.scalars(statement))
 
 
-@strawberry.type
+def _arg(description: str):
+    return strawberry.argument(description=description)
+
+
+PAGE_SIZE = "How many to return: 25 when omitted, at most 100."
+AFTER = "The `endCursor` of the previous page: return what follows it."
+
+
+@strawberry.type(
+    description="What supervisors and the integration read. Every field needs a "
+    "bearer token; what the viewer may not see does not exist for them."
+)
 class Query:
-    @strawberry.field(description="Fetch any object by its global id; null where it is not visible.")
-    async def node(self, info: Info, id: strawberry.ID) -> Node | None:
+    @strawberry.field(
+        description="Fetch any object by its global id; null where it is not visible."
+    )
+    async def node(
+        self, info: Info, id: Annotated[strawberry.ID, _arg("A global id, as `id` fields give it.")]
+    ) -> Node | None:
         type_name, pk = decode_node_id(id)
         return await _node(info, type_name, pk)
 
@@ -157,7 +173,10 @@ class Query:
         "by name. `first` defaults to 25, at most 100."
     )
     async def queues(
-        self, info: Info, first: int | None = None, after: str | None = None
+        self,
+        info: Info,
+        first: Annotated[int | None, _arg(PAGE_SIZE)] = None,
+        after: Annotated[str | None, _arg(AFTER)] = None,
     ) -> QueueConnection:
         viewer = await info.context.require_viewer()
         size = _page_size(first)
@@ -169,8 +188,10 @@ class Query:
             page = page.where(sa.tuple_(Q.name, Q.id) > sa.tuple_(name, pk))
         rows = await _rows(info, page)
         total = (await _rows(info, sa.select(sa.func.count()).select_from(Q).where(visible)))[0]
-        edges = [QueueEdge(cursor=encode_cursor("queue", r.name, r.id), node=Queue.of(r))
-                 for r in rows[:size]]
+        edges = [
+            QueueEdge(cursor=encode_cursor("queue", r.name, r.id), node=Queue.of(r))
+            for r in rows[:size]
+        ]
         return QueueConnection(
             edges=edges,
             nodes=[edge.node for edge in edges],
@@ -178,8 +199,12 @@ class Query:
             total_count=total,
         )
 
-    @strawberry.field(description="Null where the queue does not exist or is not visible to the viewer.")
-    async def queue_activity(self, info: Info, queue_id: strawberry.ID) -> QueueActivity | None:
+    @strawberry.field(
+        description="Null where the queue does not exist or is not visible to the viewer."
+    )
+    async def queue_activity(
+        self, info: Info, queue_id: Annotated[strawberry.ID, _arg("The queue to watch.")]
+    ) -> QueueActivity | None:
         viewer = await info.context.require_viewer()
         pk = decode_id(queue_id, "Queue")
         queue = await info.context.loaders.queue.load(pk) if pk is not None else None
@@ -216,9 +241,11 @@ class Query:
     async def interactions(
         self,
         info: Info,
-        filter: InteractionFilter | None = None,
-        first: int | None = None,
-        after: str | None = None,
+        filter: Annotated[
+            InteractionFilter | None, _arg("Narrow the list; all conditions hold.")
+        ] = None,
+        first: Annotated[int | None, _arg(PAGE_SIZE)] = None,
+        after: Annotated[str | None, _arg(AFTER)] = None,
     ) -> InteractionConnection:
         viewer = await info.context.require_viewer()
         size = _page_size(first)
@@ -231,8 +258,9 @@ class Query:
                 started_at = datetime.fromisoformat(started)
             except (TypeError, ValueError):
                 raise bad_user_input(f"{after!r} is not a valid cursor.") from None
-            page = page.where(sa.or_(I.started_at < started_at,
-                                     sa.and_(I.started_at == started_at, I.id < pk)))
+            page = page.where(
+                sa.or_(I.started_at < started_at, sa.and_(I.started_at == started_at, I.id < pk))
+            )
         rows = await _rows(info, page.limit(size + 1))
         total = (await _rows(info, sa.select(sa.func.count()).select_from(I).where(*conditions)))[0]
         edges = [
@@ -250,7 +278,9 @@ class Query:
         )
 
     @strawberry.field(description="Interaction details; null where it is not visible.")
-    async def interaction(self, info: Info, id: strawberry.ID) -> Interaction | None:
+    async def interaction(
+        self, info: Info, id: Annotated[strawberry.ID, _arg("The interaction's id.")]
+    ) -> Interaction | None:
         await info.context.require_viewer()
         pk = decode_id(id, "Interaction")
         return await _node(info, "Interaction", pk) if pk is not None else None
@@ -288,9 +318,7 @@ class Query:
                 monitoring=True,
                 session=MonitoringSession.of(session_row),
             )
-        return sorted(
-            entries.values(), key=lambda e: (e.interaction.started_at, e.interaction.pk)
-        )
+        return sorted(entries.values(), key=lambda e: (e.interaction.started_at, e.interaction.pk))
 
 
 def _page_info(edges: list, has_next: bool, after: str | None) -> PageInfo:

@@ -2,6 +2,7 @@
 
 from collections.abc import AsyncGenerator
 from datetime import datetime
+from typing import Annotated
 
 import strawberry
 
@@ -52,7 +53,10 @@ def _event_filter(viewer, interaction_id, queue_id, mine):
     return matches
 
 
-@strawberry.type
+@strawberry.type(
+    description="Live changes, over WebSocket (graphql-transport-ws); the "
+    "connection_init payload carries the bearer token."
+)
 class Subscription:
     @strawberry.subscription(
         description="Monitoring sessions starting and ending, in commit order, that the viewer "
@@ -63,10 +67,20 @@ class Subscription:
     async def monitoring_session_changed(
         self,
         info: Info,
-        interaction_id: strawberry.ID | None = None,
-        queue_id: strawberry.ID | None = None,
-        mine: bool | None = None,
-        after: str | None = None,
+        interaction_id: Annotated[
+            strawberry.ID | None, strawberry.argument(description="Only this interaction.")
+        ] = None,
+        queue_id: Annotated[
+            strawberry.ID | None,
+            strawberry.argument(description="Only interactions of this queue."),
+        ] = None,
+        mine: Annotated[
+            bool | None, strawberry.argument(description="Only the viewer's own sessions.")
+        ] = None,
+        after: Annotated[
+            str | None,
+            strawberry.argument(description="A cursor received before: replay what follows it."),
+        ] = None,
     ) -> AsyncGenerator[MonitoringSessionEvent, None]:
         viewer = await info.context.require_viewer()
         # An id of another type matches nothing (-1): a filter on what one cannot see is silent.

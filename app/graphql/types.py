@@ -205,7 +205,9 @@ class Interaction(Node):
     async def queue(self, info: Info) -> Queue | None:
         return Queue.of(await info.context.loaders.queue.load(self.queue_pk))
 
-    @strawberry.field(description="Every participant, in the order they joined: customer, agents, monitors.")
+    @strawberry.field(
+        description="Every participant, in the order they joined: customer, agents, monitors."
+    )
     async def participants(self, info: Info) -> list[Participant]:
         return [Participant.of(p) for p in await info.context.loaders.participants.load(self.pk)]
 
@@ -277,7 +279,9 @@ class PageInfo:
     has_next_page: bool = strawberry.field(description="More items follow this page.")
     has_previous_page: bool = strawberry.field(description="Items precede this page.")
     start_cursor: str | None = strawberry.field(description="Cursor of the first item.")
-    end_cursor: str | None = strawberry.field(description="Cursor of the last item: pass it as `after`.")
+    end_cursor: str | None = strawberry.field(
+        description="Cursor of the last item: pass it as `after`."
+    )
 
 
 @strawberry.type(description="One queue in a page of queues.")
@@ -296,7 +300,9 @@ class QueueConnection:
 
 @strawberry.type(description="One interaction in a page of interactions.")
 class InteractionEdge:
-    cursor: str = strawberry.field(description="Pass as `after` to continue after this interaction.")
+    cursor: str = strawberry.field(
+        description="Pass as `after` to continue after this interaction."
+    )
     node: Interaction = strawberry.field(description="The interaction.")
 
 

@@ -14,7 +14,9 @@ class MonitoringEvent(SQLModel, table=True):
 
     # The cursor. Taken from EventCounter under its row lock, held until commit, so that
     # positions become visible in increasing order (see app/events/log.py).
-    position: int = Field(sa_type=sa.BigInteger, primary_key=True, sa_column_kwargs={"autoincrement": False})
+    position: int = Field(
+        sa_type=sa.BigInteger, primary_key=True, sa_column_kwargs={"autoincrement": False}
+    )
     kind: MonitoringEventKind = Field(sa_type=enum_column(MonitoringEventKind))
     occurred_at: datetime = Field(sa_type=UTCDateTime)
     session_id: int = Field(foreign_key="monitoring_session.id", index=True)

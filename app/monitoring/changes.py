@@ -16,11 +16,16 @@ from app.models.enums import (
 
 
 async def lock_interaction(session: AsyncSession, interaction_id: int) -> Interaction | None:
-    """Read the interaction and hold its row until commit (SQLite: BEGIN IMMEDIATE holds all)."""
+    """Read the interaction and hold its row until commit (SQLite: BEGIN IMMEDIATE holds all).
+
+    FOR NO KEY UPDATE, the lock an UPDATE of non-key columns takes: unlike FOR UPDATE it
+    does not wait for the KEY SHARE locks that concurrent inserts of participants and
+    sessions hold on the row through their foreign keys.
+    """
     result = await session.exec(
         sa.select(Interaction)
         .where(Interaction.id == interaction_id)
-        .with_for_update()
+        .with_for_update(key_share=True)
         .execution_options(populate_existing=True)
     )
     return result.scalars().first()
@@ -54,24 +59,30 @@ async def end_active_sessions(
     Conditional on state, so a session is ended exactly once whoever races to end it.
     """
     ended = (
-        await session.exec(
-            sa.update(MonitoringSession)
-            .where(
-                MonitoringSession.interaction_id == interaction.id,
-                MonitoringSession.state == MonitoringState.ACTIVE,
-                condition,
+        (
+            await session.exec(
+                sa.update(MonitoringSession)
+                .where(
+                    MonitoringSession.interaction_id == interaction.id,
+                    MonitoringSession.state == MonitoringState.ACTIVE,
+                    condition,
+                )
+                .values(state=MonitoringState.ENDED, ended_at=now, end_reason=reason)
+                .returning(MonitoringSession)
+                .execution_options(populate_existing=True)
             )
-            .values(state=MonitoringState.ENDED, ended_at=now, end_reason=reason)
-            .returning(MonitoringSession)
-            .execution_options(populate_existing=True)
         )
-    ).scalars().all()
+        .scalars()
+        .all()
+    )
     if ended:
         await disconnect_participants(
             session, Participant.id.in_([s.monitor_participant_id for s in ended]), now
         )
     for monitoring in ended:
-        await record_event(session, MonitoringEventKind.ENDED, monitoring, interaction.queue_id, now)
+        await record_event(
+            session, MonitoringEventKind.ENDED, monitoring, interaction.queue_id, now
+        )
     return list(ended)
 
 

@@ -89,19 +89,27 @@ async def load_facts(session: AsyncSession, interaction_id: int) -> InteractionF
         return None
     interaction, queue = row
     participants = (
-        await session.exec(
-            sa.select(Participant)
-            .where(Participant.interaction_id == interaction_id)
-            .execution_options(populate_existing=True)
+        (
+            await session.exec(
+                sa.select(Participant)
+                .where(Participant.interaction_id == interaction_id)
+                .execution_options(populate_existing=True)
+            )
         )
-    ).scalars().all()
+        .scalars()
+        .all()
+    )
     sessions = (
-        await session.exec(
-            sa.select(MonitoringSession)
-            .where(MonitoringSession.interaction_id == interaction_id)
-            .execution_options(populate_existing=True)
+        (
+            await session.exec(
+                sa.select(MonitoringSession)
+                .where(MonitoringSession.interaction_id == interaction_id)
+                .execution_options(populate_existing=True)
+            )
         )
-    ).scalars().all()
+        .scalars()
+        .all()
+    )
     user_ids = user_ids_needed(participants, sessions)
     users = {}
     if user_ids:

@@ -83,8 +83,10 @@ async def create_interaction(
             )
         )
     return (
-        await session.exec(sa.select(Interaction).where(Interaction.external_id == external_id))
-    ).scalars().one()
+        (await session.exec(sa.select(Interaction).where(Interaction.external_id == external_id)))
+        .scalars()
+        .one()
+    )
 
 
 async def _open_interaction(session: AsyncSession, interaction_id: int | None) -> Interaction:

@@ -117,8 +117,9 @@ def _choose_agent(connected: list[AgentFact], agent_user_id: int | None) -> Agen
     return connected[0]
 
 
-def check_stop(viewer: User, facts: InteractionFacts, session: MonitoringSession,
-               agent_division_id: int) -> None:
+def check_stop(
+    viewer: User, facts: InteractionFacts, session: MonitoringSession, agent_division_id: int
+) -> None:
     """Who may stop a session: its monitor, or an ADMIN of the monitored agent's division."""
     if not can_see(viewer, facts):
         raise MonitoringError(Code.NOT_FOUND, "This monitoring session does not exist.")

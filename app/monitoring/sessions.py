@@ -96,10 +96,16 @@ async def stop_monitoring(db: Database, viewer: User, session_id: int | None) ->
     """End the session (STOPPED); an ended session comes back as it is."""
     async with db.transaction() as session:
         monitoring = (
-            await session.exec(
-                sa.select(MonitoringSession).where(MonitoringSession.id == session_id)
+            (
+                await session.exec(
+                    sa.select(MonitoringSession).where(MonitoringSession.id == session_id)
+                )
             )
-        ).scalars().first() if session_id is not None else None
+            .scalars()
+            .first()
+            if session_id is not None
+            else None
+        )
         facts = monitoring and await load_facts(session, monitoring.interaction_id)
         if monitoring is None or facts is None:
             raise MonitoringError(Code.NOT_FOUND, "This monitoring session does not exist.")

@@ -26,8 +26,9 @@ def refused(result, code):
 
 async def monitorability(api, user, interaction, agent):
     data = await api.data(MONITORABILITY, {"id": interaction}, user=user)
-    return next(a["monitorability"] for a in data["interaction"]["agents"]
-                if a["user"]["key"] == agent)
+    return next(
+        a["monitorability"] for a in data["interaction"]["agents"] if a["user"]["key"] == agent
+    )
 
 
 async def assert_agrees(api, user, interaction, agent, code):
@@ -55,7 +56,10 @@ async def test_success_creates_an_active_session_and_a_monitor_participant(api):
     )
     details = data["interaction"]
     assert [(p["purpose"], p["state"]) for p in details["participants"]] == [
-        ("CUSTOMER", "CONNECTED"), ("AGENT", "CONNECTED"), ("MONITOR", "CONNECTED")]
+        ("CUSTOMER", "CONNECTED"),
+        ("AGENT", "CONNECTED"),
+        ("MONITOR", "CONNECTED"),
+    ]
     assert details["participants"][2]["user"]["key"] == "ann"
     assert details["participants"][1]["monitoredBy"] == {"id": session["id"]}
     assert details["activeMonitoring"] == {"id": session["id"]}
@@ -63,7 +67,8 @@ async def test_success_creates_an_active_session_and_a_monitor_participant(api):
 
     panel = await api.data("{ interactionPanel { interaction { id } monitoring session { id } } }")
     assert panel["interactionPanel"] == [
-        {"interaction": {"id": interaction}, "monitoring": True, "session": {"id": session["id"]}}]
+        {"interaction": {"id": interaction}, "monitoring": True, "session": {"id": session["id"]}}
+    ]
 
 
 async def test_not_found_when_the_interaction_is_not_visible(api):
@@ -81,7 +86,8 @@ async def test_not_found_for_an_id_of_another_type(api):
 async def test_malformed_id_is_bad_user_input(api):
     body = await api.raw(
         'mutation { startMonitoring(input: {interactionId: "nope"}) { session { id } } }',
-        user="ann")
+        user="ann",
+    )
     assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
 
 
@@ -126,9 +132,13 @@ async def test_agent_not_on_interaction(api):
     error = refused(await api.start("ann", interaction, agent="eli"), "AGENT_NOT_ON_INTERACTION")
     assert error["field"] == ["input", "agentId"]
     # An id of another type, or of nobody, is no connected agent either.
-    refused(await api.start("ann", interaction, agent=api.ids["billing"]), "AGENT_NOT_ON_INTERACTION")
-    refused(await api.start("ann", interaction, agent=encode_id("User", 99999)),
-            "AGENT_NOT_ON_INTERACTION")
+    refused(
+        await api.start("ann", interaction, agent=api.ids["billing"]), "AGENT_NOT_ON_INTERACTION"
+    )
+    refused(
+        await api.start("ann", interaction, agent=encode_id("User", 99999)),
+        "AGENT_NOT_ON_INTERACTION",
+    )
 
 
 async def test_agent_not_on_interaction_once_disconnected(api):
@@ -183,8 +193,11 @@ async def test_already_monitored_names_the_current_monitor(api):
     interaction = await live_call(api)
     await api.start("ann", interaction)
     verdict = await monitorability(api, "carl", interaction, "bob")
-    assert verdict == {"allowed": False, "reason": "ALREADY_MONITORED",
-                       "currentMonitor": {"key": "ann"}}
+    assert verdict == {
+        "allowed": False,
+        "reason": "ALREADY_MONITORED",
+        "currentMonitor": {"key": "ann"},
+    }
     error = refused(await api.start("carl", interaction), "ALREADY_MONITORED")
     assert error["currentMonitor"] == {"key": "ann"}
     assert error["message"] == "Ann Lee is already monitoring this interaction."

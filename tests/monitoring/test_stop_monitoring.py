@@ -39,9 +39,11 @@ async def test_stopping_an_ended_session_returns_it_unchanged(api):
 async def test_only_the_monitor_or_an_admin_of_the_agents_division_may_stop(api):
     _, session_id = await monitored_call(api)
     assert [e["code"] for e in (await api.stop("carl", session_id))["errors"]] == [
-        "NOT_SESSION_OWNER"]
+        "NOT_SESSION_OWNER"
+    ]
     assert [e["code"] for e in (await api.stop("sam", session_id))["errors"]] == [
-        "NOT_SESSION_OWNER"]  # an admin of another division
+        "NOT_SESSION_OWNER"
+    ]  # an admin of another division
     result = await api.stop("root", session_id)  # an admin of bob's division
     assert result["errors"] == [] and result["session"]["endReason"] == "STOPPED"
 

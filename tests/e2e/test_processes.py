@@ -1,0 +1,124 @@
+"""Several `binocular serve` processes on one PostgreSQL database form one service."""
+
+import asyncio
+from collections import Counter
+
+import pytest
+import sqlalchemy as sa
+
+from app.models import MonitoringEvent, MonitoringSession
+from app.models.enums import MonitoringState
+from tests.conftest import JWT_SECRET, live_api_for
+from tests.events.test_subscription import Subscriber, kinds
+from tests.servers import ServeProcess
+
+
+@pytest.fixture
+def postgres_only(backend):
+    if backend != "postgresql":
+        pytest.skip("several processes share a database on PostgreSQL only")
+
+
+@pytest.fixture(scope="module")
+def second_server(database_url, tmp_path_factory):
+    if database_url.startswith("sqlite"):
+        pytest.skip("several processes share a database on PostgreSQL only")
+    process = ServeProcess(database_url, JWT_SECRET, tmp_path_factory.mktemp("serve2") / "log")
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+async def other_api(second_server, directory):
+    api = live_api_for(second_server, directory)
+    yield api
+    await api.client.aclose()
+
+
+async def test_a_race_split_between_two_processes_has_one_winner(
+    postgres_only, live_api, other_api, supervisors, db
+):
+    interaction = await live_api.create()
+    await live_api.connect(interaction, "bob")
+    results = await asyncio.gather(
+        *(
+            (live_api if i % 2 else other_api).start(key, interaction)
+            for i, key in enumerate(supervisors)
+        )
+    )
+    outcome = Counter("WON" if r["session"] else r["errors"][0]["code"] for r in results)
+    assert outcome == {"WON": 1, "ALREADY_MONITORED": 49}
+    async with db.read() as session:
+        active = await session.exec(
+            sa.select(sa.func.count())
+            .select_from(MonitoringSession)
+            .where(MonitoringSession.state == MonitoringState.ACTIVE)
+        )
+        assert active.scalar_one() == 1
+
+
+async def test_sms_race_after_a_stop_split_between_two_processes(
+    postgres_only, live_api, other_api, supervisors
+):
+    interaction = await live_api.create(media="SMS")
+    await live_api.connect(interaction, "bob")
+    first = (await other_api.start("ann", interaction))["session"]
+    await live_api.stop("ann", first["id"])
+    results = await asyncio.gather(
+        *(
+            (live_api if i % 2 else other_api).start(key, interaction)
+            for i, key in enumerate(supervisors)
+        )
+    )
+    assert Counter(r["errors"][0]["code"] for r in results) == {"MONITORED_ONCE": 50}
+
+
+async def test_mutations_on_one_process_reach_subscribers_on_another(
+    postgres_only, server, live_api, other_api
+):
+    async with Subscriber(server, live_api.token("ann")) as subscriber:
+        interaction = await other_api.create()
+        await other_api.connect(interaction, "bob")
+        session = (await other_api.start("ann", interaction))["session"]["id"]
+        await other_api.stop("ann", session)
+        events = await subscriber.wait_for(2, timeout=10)
+    assert kinds(events) == [("STARTED", session), ("ENDED", session)]
+
+
+async def test_kill_9_of_the_mutating_process_loses_nothing_committed(
+    postgres_only, server, live_api, database_url, directory, db, tmp_path
+):
+    doomed = ServeProcess(database_url, JWT_SECRET, tmp_path / "doomed.log")
+    doomed_api = live_api_for(doomed, directory)
+    try:
+        async with Subscriber(server, live_api.token("ann")) as subscriber:
+            interaction = await doomed_api.create()
+            await doomed_api.connect(interaction, "bob")
+            for _ in range(10):
+                session = (await doomed_api.start("ann", interaction))["session"]["id"]
+                await doomed_api.stop("ann", session)
+            doomed.kill()
+            async with db.read() as read:
+                committed = list(
+                    (
+                        await read.exec(
+                            sa.select(MonitoringEvent.session_id, MonitoringEvent.kind).order_by(
+                                MonitoringEvent.position
+                            )
+                        )
+                    ).all()
+                )
+            events = await subscriber.wait_for(len(committed), timeout=15)
+    finally:
+        await doomed_api.client.aclose()
+        doomed.stop()
+    assert len(committed) == 20
+    assert [(e["kind"], e["session"]["id"]) for e in events] == [
+        (kind.value, pk_to_id(session_id)) for session_id, kind in committed
+    ]
+
+
+def pk_to_id(session_pk: int) -> str:
+    from app.graphql.ids import encode_id
+
+    return encode_id("MonitoringSession", session_pk)

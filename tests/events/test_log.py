@@ -1,0 +1,217 @@
+"""The event log's cursor follows commit order, even when transactions interleave."""
+
+import asyncio
+
+import pytest
+import sqlalchemy as sa
+
+from app.events.broker import Broker, SlowSubscriber
+from app.events.log import record_event
+from app.models import (
+    EventCounter,
+    Interaction,
+    MonitoringEvent,
+    MonitoringSession,
+    Participant,
+)
+from app.models.columns import utcnow
+from app.models.enums import (
+    InteractionState,
+    MediaType,
+    MonitoringEventKind,
+    MonitoringState,
+    ParticipantPurpose,
+    ParticipantState,
+)
+
+
+async def new_session(session, api_ids, n: int) -> MonitoringSession:
+    """An interaction with an ACTIVE session, written straight into the tables."""
+    from app.graphql.ids import decode_node_id
+
+    queue_id = decode_node_id(api_ids["billing"])[1]
+    ann = decode_node_id(api_ids["ann"])[1]
+    bob = decode_node_id(api_ids["bob"])[1]
+    now = utcnow()
+    interaction = Interaction(
+        external_id=f"log-{n}",
+        media_type=MediaType.VOICE,
+        direction="INBOUND",
+        state=InteractionState.CONNECTED,
+        queue_id=queue_id,
+        started_at=now,
+    )
+    session.add(interaction)
+    await session.flush()
+    monitor = Participant(
+        interaction_id=interaction.id,
+        purpose=ParticipantPurpose.MONITOR,
+        state=ParticipantState.CONNECTED,
+        user_id=ann,
+        name="Ann Lee",
+        connected_at=now,
+    )
+    session.add(monitor)
+    await session.flush()
+    monitoring = MonitoringSession(
+        interaction_id=interaction.id,
+        media_type=MediaType.VOICE,
+        monitor_id=ann,
+        agent_id=bob,
+        monitor_participant_id=monitor.id,
+        state=MonitoringState.ACTIVE,
+        started_at=now,
+    )
+    session.add(monitoring)
+    await session.flush()
+    return monitoring
+
+
+async def last_position(db) -> int:
+    async with db.read() as session:
+        return (await session.exec(sa.select(EventCounter.position))).scalar_one()
+
+
+async def visible_positions(db, after: int) -> list[int]:
+    async with db.read() as session:
+        return list(
+            (
+                await session.exec(
+                    sa.select(MonitoringEvent.position)
+                    .where(MonitoringEvent.position > after)
+                    .order_by(MonitoringEvent.position)
+                )
+            ).scalars()
+        )
+
+
+async def test_transactions_committing_out_of_id_order_are_read_without_a_gap(
+    db, directory, backend
+):
+    """T1 writes first (lower session id) but commits last; a reader polling between the
+    commits, always from its last position, still gets both events, each once, in order."""
+    if backend == "sqlite":
+        pytest.skip("SQLite runs one write transaction at a time: nothing can interleave")
+    start = await last_position(db)
+    t1_ready, t1_may_commit = asyncio.Event(), asyncio.Event()
+
+    async def t1():
+        async with db.transaction() as session:
+            monitoring = await new_session(session, directory, 1)
+            t1_ready.set()
+            await t1_may_commit.wait()
+            await record_event(
+                session,
+                MonitoringEventKind.STARTED,
+                monitoring,
+                monitoring_queue(directory),
+                utcnow(),
+            )
+        return monitoring.id
+
+    async def t2():
+        async with db.transaction() as session:
+            monitoring = await new_session(session, directory, 2)
+            await record_event(
+                session,
+                MonitoringEventKind.STARTED,
+                monitoring,
+                monitoring_queue(directory),
+                utcnow(),
+            )
+        return monitoring.id
+
+    first = asyncio.create_task(t1())
+    await t1_ready.wait()
+    t2_session = await t2()  # commits while T1, with the lower session id, is still open
+    reader_cursor, received = start, []
+    received += await visible_positions(db, reader_cursor)
+    reader_cursor = received[-1]
+    t1_may_commit.set()
+    t1_session = await first
+    received += await visible_positions(db, reader_cursor)
+    assert t1_session < t2_session  # ids were taken in the other order...
+    assert received == [start + 1, start + 2]  # ...yet nothing was skipped or repeated
+
+
+async def test_an_appender_waits_for_the_one_before_it_to_commit(db, directory, backend):
+    """The counter's row lock (on SQLite, BEGIN IMMEDIATE) is held to commit: a second
+    position is handed out only after the first is committed, so positions become visible
+    in order."""
+    start = await last_position(db)
+    first_appended, first_may_commit = asyncio.Event(), asyncio.Event()
+
+    async def append(n, appended=None, may_commit=None):
+        async with db.transaction() as session:
+            monitoring = await new_session(session, directory, n)
+            position = await record_event(
+                session,
+                MonitoringEventKind.STARTED,
+                monitoring,
+                monitoring_queue(directory),
+                utcnow(),
+            )
+            if appended:
+                appended.set()
+                await may_commit.wait()
+        return position
+
+    first = asyncio.create_task(append(10, first_appended, first_may_commit))
+    await first_appended.wait()
+    second = asyncio.create_task(append(11))
+    await asyncio.sleep(0.5)
+    assert not second.done()  # blocked on the counter, behind the uncommitted first
+    assert await visible_positions(db, start) == []
+    first_may_commit.set()
+    assert (await first, await second) == (start + 1, start + 2)
+
+
+def monitoring_queue(directory) -> int:
+    from app.graphql.ids import decode_node_id
+
+    return decode_node_id(directory["billing"])[1]
+
+
+async def test_a_slow_subscriber_overflows_and_is_told_so(db, directory):
+    broker = Broker(db, poll_seconds=0.1, queue_limit=3)
+    await broker.start()
+    try:
+        subscriber, _ = broker.subscribe(lambda event: True)
+        for n in range(5):
+            async with db.transaction() as session:
+                monitoring = await new_session(session, directory, 100 + n)
+                await record_event(
+                    session,
+                    MonitoringEventKind.STARTED,
+                    monitoring,
+                    monitoring_queue(directory),
+                    utcnow(),
+                )
+        await asyncio.sleep(0.5)
+        with pytest.raises(SlowSubscriber):
+            await asyncio.wait_for(subscriber.next(), 2)
+    finally:
+        await broker.stop()
+
+
+async def test_without_any_wake_up_the_periodic_read_delivers(db, directory):
+    """A lost notification delays an event by at most the poll interval, never loses it."""
+    broker = Broker(db, poll_seconds=0.3)
+    await broker.start()
+    db.on_events_committed.remove(broker.wake)  # as if every wake-up were lost
+    try:
+        subscriber, _ = broker.subscribe(lambda event: True)
+        async with db.transaction() as session:
+            monitoring = await new_session(session, directory, 200)
+            await record_event(
+                session,
+                MonitoringEventKind.STARTED,
+                monitoring,
+                monitoring_queue(directory),
+                utcnow(),
+            )
+        event = await asyncio.wait_for(subscriber.next(), 5)
+        assert event.session.id == monitoring.id
+    finally:
+        db.on_events_committed.append(broker.wake)
+        await broker.stop()

@@ -1,0 +1,196 @@
+"""monitoringSessionChanged over graphql-transport-ws, with a real client and server."""
+
+import asyncio
+import contextlib
+
+import pytest
+from gql import GraphQLRequest
+from websockets.exceptions import ConnectionClosed
+
+from tests.servers import ws_client
+
+SUBSCRIPTION = """
+subscription($interactionId: ID, $queueId: ID, $mine: Boolean, $after: String) {
+  monitoringSessionChanged(interactionId: $interactionId, queueId: $queueId, mine: $mine,
+                           after: $after) {
+    cursor kind occurredAt session { id state monitor { key } interaction { id } }
+  }
+}"""
+
+
+def subscription(**variables) -> GraphQLRequest:
+    return GraphQLRequest(SUBSCRIPTION, variable_values=variables)
+
+
+SETTLE = 0.5  # time for the server to accept a subscription before the test acts
+
+
+class Subscriber:
+    """A real graphql-transport-ws client collecting events in the background."""
+
+    def __init__(self, server, token, **variables):
+        self.client = ws_client(server, token)
+        self.variables = variables
+        self.events: list[dict] = []
+        self.arrived = asyncio.Condition()
+        self.task: asyncio.Task | None = None
+
+    async def _run(self):
+        async with self.client as session:
+            async for result in session.subscribe(subscription(**self.variables)):
+                async with self.arrived:
+                    self.events.append(result["monitoringSessionChanged"])
+                    self.arrived.notify_all()
+
+    async def __aenter__(self):
+        self.task = asyncio.create_task(self._run())
+        await asyncio.sleep(SETTLE)
+        return self
+
+    async def __aexit__(self, *exc):
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await self.task
+
+    async def wait_for(self, count: int, timeout: float = 10) -> list[dict]:
+        async with self.arrived:
+            await asyncio.wait_for(
+                self.arrived.wait_for(lambda: len(self.events) >= count), timeout
+            )
+        return self.events
+
+
+def kinds(events):
+    return [(e["kind"], e["session"]["id"]) for e in events]
+
+
+async def monitored(api, queue="billing", agent="bob", supervisor="ann"):
+    interaction = await api.create(queue=queue)
+    await api.connect(interaction, agent)
+    session = (await api.start(supervisor, interaction))["session"]
+    return interaction, session["id"]
+
+
+async def test_start_and_stop_arrive_in_order(server, live_api):
+    async with Subscriber(server, live_api.token("ann")) as sub:
+        interaction, session = await monitored(live_api)
+        await live_api.stop("ann", session)
+        events = await sub.wait_for(2)
+    assert kinds(events) == [("STARTED", session), ("ENDED", session)]
+    assert events[0]["session"]["interaction"]["id"] == interaction
+    assert events[1]["session"]["state"] == "ENDED"
+    assert events[0]["cursor"] != events[1]["cursor"]
+
+
+async def test_automatic_ends_are_events_too(server, live_api):
+    async with Subscriber(server, live_api.token("ann")) as sub:
+        first, first_session = await monitored(live_api)
+        await live_api.end(first)
+        second, second_session = await monitored(live_api)
+        await live_api.disconnect(second, "bob")
+        events = await sub.wait_for(4)
+    assert kinds(events) == [
+        ("STARTED", first_session),
+        ("ENDED", first_session),
+        ("STARTED", second_session),
+        ("ENDED", second_session),
+    ]
+
+
+async def test_filters(server, live_api):
+    watched = await live_api.create(queue="billing")
+    await live_api.connect(watched, "bob")
+    other = await live_api.create(queue="support")
+    await live_api.connect(other, "eli")
+    token = live_api.token("ann")
+    async with (
+        Subscriber(server, token, interactionId=watched) as by_interaction,
+        Subscriber(server, token, queueId=live_api.ids["support"]) as by_queue,
+        Subscriber(server, token, mine=True) as mine,
+    ):
+        carl_session = (await live_api.start("carl", watched))["session"]["id"]
+        ann_session = (await live_api.start("ann", other))["session"]["id"]
+        assert kinds(await by_interaction.wait_for(1)) == [("STARTED", carl_session)]
+        assert kinds(await by_queue.wait_for(1)) == [("STARTED", ann_session)]
+        assert kinds(await mine.wait_for(1)) == [("STARTED", ann_session)]
+        await asyncio.sleep(SETTLE)
+        assert len(by_interaction.events) == len(by_queue.events) == len(mine.events) == 1
+
+
+async def test_other_divisions_events_never_arrive(server, live_api):
+    async with Subscriber(server, live_api.token("sue")) as south:
+        _, north_session = await monitored(live_api)
+        await live_api.stop("ann", north_session)
+        _, south_session = await monitored(live_api, queue="sales", agent="tom", supervisor="sue")
+        events = await south.wait_for(1)
+        await asyncio.sleep(SETTLE)
+    # The first and only event sue receives is her own: the north ones were never sent.
+    assert kinds(events) == [("STARTED", south_session)]
+
+
+async def test_a_filter_on_an_invisible_queue_delivers_nothing(server, live_api):
+    async with Subscriber(server, live_api.token("sue"), queueId=live_api.ids["billing"]) as sub:
+        await monitored(live_api)
+        await asyncio.sleep(SETTLE * 2)
+    assert sub.events == []
+
+
+async def test_resume_after_disconnect_without_gap_or_repeat(server, live_api):
+    async with Subscriber(server, live_api.token("ann")) as first:
+        _, session_1 = await monitored(live_api)
+        seen = await first.wait_for(1)
+    cursor = seen[0]["cursor"]
+    # While nobody listens: three more events.
+    await live_api.stop("ann", session_1)
+    _, session_2 = await monitored(live_api)
+    await live_api.stop("ann", session_2)
+    async with Subscriber(server, live_api.token("ann"), after=cursor) as resumed:
+        replayed = await resumed.wait_for(3)
+        _, session_3 = await monitored(live_api)  # and then live
+        events = await resumed.wait_for(4)
+        await asyncio.sleep(SETTLE)
+    assert kinds(events) == [
+        ("ENDED", session_1),
+        ("STARTED", session_2),
+        ("ENDED", session_2),
+        ("STARTED", session_3),
+    ]
+    assert replayed[2]["session"]["state"] == "ENDED"
+    cursors = [e["cursor"] for e in events]
+    assert len(set(cursors)) == 4 and cursor not in cursors
+
+
+async def test_a_bad_cursor_is_bad_user_input(server, live_api):
+    client = ws_client(server, live_api.token("ann"))
+    async with client as session:
+        with pytest.raises(Exception) as raised:
+            async for _ in session.subscribe(subscription(after="nope")):
+                pass
+    assert "not a valid cursor" in str(raised.value)
+
+
+@pytest.mark.parametrize("token", [None, "not-a-token"])
+async def test_connection_without_a_valid_token_is_closed_with_4403(server, token):
+    client = ws_client(server, token)
+    with pytest.raises(Exception) as raised:
+        async with client as session:
+            async for _ in session.subscribe(subscription()):
+                pass
+    closed = raised.value
+    while closed is not None and not isinstance(closed, ConnectionClosed):
+        closed = closed.__cause__  # gql wraps the websockets exception
+    assert closed is not None, raised.value
+    assert closed.rcvd.code == 4403
+
+
+async def test_two_hundred_subscribers_all_receive_an_event(server, live_api):
+    token = live_api.token("ann")
+    subscribers = [Subscriber(server, token) for _ in range(200)]
+    async with contextlib.AsyncExitStack() as stack:
+        for subscriber in subscribers:
+            subscriber.task = asyncio.create_task(subscriber._run())
+            stack.push_async_exit(subscriber.__aexit__)
+        await asyncio.sleep(3)  # 200 connections accepted
+        _, session = await monitored(live_api)
+        await asyncio.gather(*(s.wait_for(1, timeout=30) for s in subscribers))
+    assert all(kinds(s.events) == [("STARTED", session)] for s in subscribers)
