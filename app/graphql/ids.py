@@ -52,13 +52,25 @@ def encode_cursor(kind: str, *values: object) -> str:
     return _b64encode(json.dumps([kind, *values], separators=(",", ":")))
 
 
-def decode_cursor(value: str, kind: str, arity: int) -> list:
-    """The values of a cursor made by `encode_cursor(kind, ...)`; BAD_USER_INPUT otherwise."""
+def _fits(value: object, expected: type) -> bool:
+    if expected is int:
+        return type(value) is int and 0 <= value <= _MAX_PK
+    return type(value) is expected
+
+
+def decode_cursor(value: str, kind: str, *types: type) -> list:
+    """The values of a cursor made by `encode_cursor(kind, ...)`, of these types;
+    BAD_USER_INPUT for anything else (a forged cursor must never reach SQL)."""
     text = _b64decode(value) if isinstance(value, str) and len(value) <= 512 else None
     try:
         decoded = json.loads(text) if text else None
     except ValueError:
         decoded = None
-    if not isinstance(decoded, list) or len(decoded) != arity + 1 or decoded[0] != kind:
+    if (
+        not isinstance(decoded, list)
+        or len(decoded) != len(types) + 1
+        or decoded[0] != kind
+        or not all(_fits(v, t) for v, t in zip(decoded[1:], types, strict=True))
+    ):
         raise bad_user_input(f"{value!r} is not a valid cursor.")
     return decoded[1:]

@@ -76,6 +76,14 @@ def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
+def _cursor_time(text: str) -> datetime | None:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return value if value.tzinfo is not None else None
+
+
 def _ids_of(values: list[strawberry.ID], type_name: str) -> list[int]:
     """Our ids of `type_name`; ids of other types name nothing and drop out."""
     return [pk for value in values if (pk := decode_id(value, type_name)) is not None]
@@ -161,6 +169,7 @@ class Query:
     async def node(
         self, info: Info, id: Annotated[strawberry.ID, _arg("A global id, as `id` fields give it.")]
     ) -> Node | None:
+        await info.context.require_viewer()
         type_name, pk = decode_node_id(id)
         return await _node(info, type_name, pk)
 
@@ -184,7 +193,7 @@ class Query:
         visible = queue_visible(viewer)
         page = sa.select(Q).where(visible).order_by(Q.name, Q.id).limit(size + 1)
         if after is not None:
-            name, pk = decode_cursor(after, "queue", 2)
+            name, pk = decode_cursor(after, "queue", str, int)
             page = page.where(sa.tuple_(Q.name, Q.id) > sa.tuple_(name, pk))
         rows = await _rows(info, page)
         total = (await _rows(info, sa.select(sa.func.count()).select_from(Q).where(visible)))[0]
@@ -253,11 +262,10 @@ class Query:
         conditions = [interaction_visible(viewer), *_filter_conditions(filter)]
         page = sa.select(I).where(*conditions).order_by(I.started_at.desc(), I.id.desc())
         if after is not None:
-            started, pk = decode_cursor(after, "interaction", 2)
-            try:
-                started_at = datetime.fromisoformat(started)
-            except (TypeError, ValueError):
-                raise bad_user_input(f"{after!r} is not a valid cursor.") from None
+            started, pk = decode_cursor(after, "interaction", str, int)
+            started_at = _cursor_time(started)
+            if started_at is None:
+                raise bad_user_input(f"{after!r} is not a valid cursor.")
             page = page.where(
                 sa.or_(I.started_at < started_at, sa.and_(I.started_at == started_at, I.id < pk))
             )

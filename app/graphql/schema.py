@@ -1,6 +1,9 @@
 """The schema, with the limits that refuse abusive documents before execution."""
 
+from collections.abc import Iterator
+
 import strawberry
+from graphql import GraphQLError
 from strawberry.extensions import (
     MaxAliasesLimiter,
     MaxTokensLimiter,
@@ -14,6 +17,22 @@ from app.graphql.mutations import IntegrationErrorType, MonitoringErrorType, Mut
 from app.graphql.queries import Query
 from app.graphql.subscriptions import Subscription
 from app.graphql.types import Division, Interaction, MonitoringSession, Participant, Queue, User
+
+
+class _ParserCache(ParserCache):
+    """Strawberry's parser cache raises a syntax error from its hook, outside the path that
+    reports errors (and gives them codes); on an error, step aside and let that path parse."""
+
+    def on_parse(self) -> Iterator[None]:
+        context = self.execution_context
+        try:
+            context.graphql_document = self.cached_parse_document(
+                context.query, **context.parse_options
+            )
+        except GraphQLError:
+            pass
+        yield
+
 
 MAX_DEPTH = 12
 MAX_TOKENS = 1000
@@ -36,7 +55,7 @@ schema = strawberry.Schema(
     extensions=[
         ErrorCodes,
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
-        lambda: ParserCache(maxsize=1024),
+        lambda: _ParserCache(maxsize=1024),
         lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
         lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
         lambda: ValidationCache(maxsize=1024),

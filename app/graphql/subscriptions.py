@@ -8,7 +8,6 @@ import strawberry
 
 from app.events.broker import Event, SlowSubscriber
 from app.graphql.enums import MonitoringEventKind
-from app.graphql.errors import bad_user_input
 from app.graphql.ids import decode_cursor, decode_id, encode_cursor
 from app.graphql.types import Info, MonitoringSession
 from app.models.enums import ALL_SEEING_ROLES
@@ -86,9 +85,7 @@ class Subscription:
         # An id of another type matches nothing (-1): a filter on what one cannot see is silent.
         interaction_pk = decode_id(interaction_id, "Interaction") or -1 if interaction_id else None
         queue_pk = decode_id(queue_id, "Queue") or -1 if queue_id else None
-        after_position = decode_cursor(after, "event", 1)[0] if after is not None else None
-        if after_position is not None and not isinstance(after_position, int):
-            raise bad_user_input(f"{after!r} is not a valid cursor.")
+        after_position = decode_cursor(after, "event", int)[0] if after is not None else None
         matches = _event_filter(viewer, interaction_pk, queue_pk, mine)
         broker = info.context.broker
         subscriber, live_after = broker.subscribe(matches)
