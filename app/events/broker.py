@@ -33,6 +33,10 @@ logger = logging.getLogger("binocular.events")
 _BATCH = 500
 
 
+class Batch:
+    """What one read of the log brought: the API layer shares its reads per batch."""
+
+
 @dataclass(frozen=True)
 class Event:
     position: int
@@ -44,6 +48,7 @@ class Event:
     monitor_id: int
     # Divisions whose users may see the interaction: its queue's and its agents'.
     divisions: frozenset[int]
+    batch: Batch
 
 
 class SlowSubscriber(Exception):
@@ -172,6 +177,7 @@ class Broker:
                 )
             ).all():
                 agent_divisions[interaction_id].add(division_id)
+        batch = Batch()
         return [
             Event(
                 position=event.position,
@@ -182,6 +188,7 @@ class Broker:
                 queue_id=event.queue_id,
                 monitor_id=event.monitor_id,
                 divisions=frozenset({queue_division, *agent_divisions[event.interaction_id]}),
+                batch=batch,
             )
             for event, monitoring, queue_division in rows
         ]

@@ -9,7 +9,7 @@ from strawberry.fastapi import BaseContext
 from app.auth import bearer_token, token_subject
 from app.db import Database
 from app.events.broker import Broker
-from app.graphql.loaders import Loaders
+from app.graphql.loaders import Loaders, RowLoaders
 from app.models import User
 
 
@@ -75,3 +75,7 @@ class Context(BaseContext):
     def forget_reads(self) -> None:
         """After a write: later reads in this request must not come from a stale cache."""
         self._loaders = None
+
+    def share_reads(self, shared: RowLoaders) -> None:
+        """Read rows through loaders shared with other subscribers of the same events."""
+        self._loaders = Loaders(self.db, self._viewer, shared)

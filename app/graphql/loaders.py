@@ -18,12 +18,28 @@ from app.models.enums import InteractionState, ParticipantPurpose, ParticipantSt
 from app.monitoring.visibility import interaction_visible, user_visible
 
 
-class Loaders:
-    """Per request (and per viewer): caches live as long as the request."""
+class Reader:
+    """Runs one statement at a time, each on a pooled connection."""
 
-    def __init__(self, db: Database, viewer: User) -> None:
+    def __init__(self, db: Database) -> None:
         self._db = db
         self._one_at_a_time = asyncio.Lock()
+
+    async def rows(self, statement) -> Sequence:
+        async with self._one_at_a_time, self._db.read() as session:
+            return (await session.exec(statement)).all()
+
+    async def scalars(self, statement) -> Sequence:
+        async with self._one_at_a_time, self._db.read() as session:
+            return (await session.exec(statement)).scalars().all()
+
+
+class RowLoaders:
+    """Rows by id, and each interaction's participants and sessions: the same for every
+    viewer, so that all the subscribers of one event can share them."""
+
+    def __init__(self, db: Database) -> None:
+        self.reader = Reader(db)
         self.division = DataLoader(self._by_id(Division))
         self.user = DataLoader(self._by_id(User))
         self.queue = DataLoader(self._by_id(Queue))
@@ -44,23 +60,10 @@ class Loaders:
                 (MonitoringSession.started_at, MonitoringSession.id),
             )
         )
-        self.visible_interaction = DataLoader(
-            self._visible_ids(Interaction, interaction_visible(viewer))
-        )
-        self.visible_user = DataLoader(self._visible_ids(User, user_visible(viewer)))
-        self.agent_interactions = DataLoader(self._agent_interactions(interaction_visible(viewer)))
-
-    async def rows(self, statement) -> Sequence:
-        async with self._one_at_a_time, self._db.read() as session:
-            return (await session.exec(statement)).all()
-
-    async def scalars(self, statement) -> Sequence:
-        async with self._one_at_a_time, self._db.read() as session:
-            return (await session.exec(statement)).scalars().all()
 
     def _by_id(self, model) -> Callable:
         async def load(ids: list[int]) -> list:
-            rows = await self.scalars(sa.select(model).where(model.id.in_(ids)))
+            rows = await self.reader.scalars(sa.select(model).where(model.id.in_(ids)))
             by_id = {row.id: row for row in rows}
             return [by_id.get(pk) for pk in ids]
 
@@ -68,7 +71,7 @@ class Loaders:
 
     def _grouped(self, model, key_column, order_by: tuple) -> Callable:
         async def load(keys: list[int]) -> list[list]:
-            rows = await self.scalars(
+            rows = await self.reader.scalars(
                 sa.select(model).where(key_column.in_(keys)).order_by(*order_by)
             )
             groups = defaultdict(list)
@@ -77,6 +80,28 @@ class Loaders:
             return [groups.get(key, []) for key in keys]
 
         return load
+
+
+class Loaders(RowLoaders):
+    """Per request and viewer: the row loaders (fresh, or shared with other subscribers of
+    the same events), and what depends on the viewer. Caches live as long as the request."""
+
+    def __init__(self, db: Database, viewer: User, shared: RowLoaders | None = None) -> None:
+        if shared is None:
+            super().__init__(db)
+        else:
+            vars(self).update(vars(shared))  # the same loaders and reader, not copies
+        self.visible_interaction = DataLoader(
+            self._visible_ids(Interaction, interaction_visible(viewer))
+        )
+        self.visible_user = DataLoader(self._visible_ids(User, user_visible(viewer)))
+        self.agent_interactions = DataLoader(self._agent_interactions(interaction_visible(viewer)))
+
+    async def rows(self, statement) -> Sequence:
+        return await self.reader.rows(statement)
+
+    async def scalars(self, statement) -> Sequence:
+        return await self.reader.scalars(statement)
 
     def _visible_ids(self, model, condition) -> Callable:
         async def load(ids: list[int]) -> list[bool]:

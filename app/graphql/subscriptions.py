@@ -1,19 +1,35 @@
 """Subscription root: monitoring sessions starting and ending, live and resumable."""
 
+import weakref
 from collections.abc import AsyncGenerator
 from datetime import datetime
 from typing import Annotated
 
 import strawberry
 
-from app.events.broker import Event, SlowSubscriber
+from app.events.broker import Batch, Event, SlowSubscriber
 from app.graphql.enums import MonitoringEventKind
 from app.graphql.ids import decode_cursor, decode_id, encode_cursor
+from app.graphql.loaders import RowLoaders
 from app.graphql.types import Info, MonitoringSession
 from app.models.enums import ALL_SEEING_ROLES
 
 # Close code for a subscriber that fell too far behind: it resumes with its last cursor.
 SLOW_SUBSCRIBER_CLOSE = 4008
+
+
+# Row loaders per batch of events, shared by every subscriber resolving that batch: fresh
+# rows for each batch, read once for all.
+_batch_reads: weakref.WeakKeyDictionary[Batch, RowLoaders] = weakref.WeakKeyDictionary()
+
+
+def _deliver(info: Info, event: Event) -> "MonitoringSessionEvent":
+    shared = _batch_reads.get(event.batch)
+    if shared is None:
+        shared = _batch_reads[event.batch] = RowLoaders(info.context.db)
+        shared.session.prime(event.session.id, event.session)
+    info.context.share_reads(shared)
+    return MonitoringSessionEvent.of(event)
 
 
 @strawberry.type(description="A monitoring session started or ended.")
@@ -95,7 +111,7 @@ class Subscription:
                 async for batch in broker.replay(after_position, live_after):
                     for event in batch:
                         if matches(event):
-                            yield MonitoringSessionEvent.of(event)
+                            yield _deliver(info, event)
                         delivered = event.position
             while True:
                 try:
@@ -108,6 +124,6 @@ class Subscription:
                     return
                 if event.position > delivered:
                     delivered = event.position
-                    yield MonitoringSessionEvent.of(event)
+                    yield _deliver(info, event)
         finally:
             broker.unsubscribe(subscriber)

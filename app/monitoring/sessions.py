@@ -6,6 +6,8 @@ compare-and-sets the interaction's version, so that an end or a disconnect that 
 after the facts were read sends it round again instead of leaving an ACTIVE session behind.
 """
 
+import logging
+
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
@@ -25,6 +27,8 @@ from app.monitoring.errors import MonitoringError
 from app.monitoring.errors import MonitoringErrorCode as Code
 from app.monitoring.facts import load_facts
 from app.monitoring.rules import AlreadyMine, check_stop, decide_start
+
+logger = logging.getLogger("binocular.monitoring")
 
 # Each round re-reads the facts after losing a race; a loser normally settles in the second.
 _ROUNDS = 8
@@ -47,6 +51,9 @@ async def start_monitoring(
                 return await _try_start(session, viewer, interaction_id, agent_user_id)
         except IntegrityError as error:
             lost_on = str(error.orig)
+            logger.info(
+                "a start on interaction %s lost at a unique index; re-reading", interaction_id
+            )
         except _Changed:
             continue
     # Still losing after every round: answer with the limit the database held.

@@ -2,6 +2,9 @@
 
 import asyncio
 import contextlib
+import json
+import time
+from datetime import datetime
 
 import pytest
 from gql import GraphQLRequest
@@ -13,7 +16,7 @@ SUBSCRIPTION = """
 subscription($interactionId: ID, $queueId: ID, $mine: Boolean, $after: String) {
   monitoringSessionChanged(interactionId: $interactionId, queueId: $queueId, mine: $mine,
                            after: $after) {
-    cursor kind occurredAt session { id state monitor { key } interaction { id } }
+    cursor kind occurredAt session { id state monitor { key } interaction { id state } }
   }
 }"""
 
@@ -32,6 +35,7 @@ class Subscriber:
         self.client = ws_client(server, token)
         self.variables = variables
         self.events: list[dict] = []
+        self.arrival_seconds: list[float] = []
         self.arrived = asyncio.Condition()
         self.task: asyncio.Task | None = None
 
@@ -40,6 +44,7 @@ class Subscriber:
             async for result in session.subscribe(subscription(**self.variables)):
                 async with self.arrived:
                     self.events.append(result["monitoringSessionChanged"])
+                    self.arrival_seconds.append(time.time())
                     self.arrived.notify_all()
 
     async def __aenter__(self):
@@ -95,6 +100,10 @@ async def test_automatic_ends_are_events_too(server, live_api):
         ("STARTED", second_session),
         ("ENDED", second_session),
     ]
+    # Each event shows the rows as they are when it is delivered, not as the connection saw
+    # them for an earlier event.
+    states = [e["session"]["interaction"]["state"] for e in events]
+    assert states == ["CONNECTED", "ENDED", "CONNECTED", "WAITING"]
 
 
 async def test_filters(server, live_api):
@@ -183,7 +192,7 @@ async def test_connection_without_a_valid_token_is_closed_with_4403(server, toke
     assert closed.rcvd.code == 4403
 
 
-async def test_two_hundred_subscribers_all_receive_an_event(server, live_api):
+async def test_two_hundred_subscribers_all_receive_an_event(server, live_api, repo_root):
     token = live_api.token("ann")
     subscribers = [Subscriber(server, token) for _ in range(200)]
     async with contextlib.AsyncExitStack() as stack:
@@ -194,3 +203,18 @@ async def test_two_hundred_subscribers_all_receive_an_event(server, live_api):
         _, session = await monitored(live_api)
         await asyncio.gather(*(s.wait_for(1, timeout=30) for s in subscribers))
     assert all(kinds(s.events) == [("STARTED", session)] for s in subscribers)
+    record_latencies(repo_root, "subscribers-200", subscribers)
+
+
+def record_latencies(repo_root, name, subscribers) -> None:
+    """Delivery latency, from the event's occurredAt (before commit) to arrival: a figure for
+    the record, not an assertion (speed is measured in bench/)."""
+    latencies = sorted(s.arrival_seconds[0] - datetime.fromisoformat(
+        s.events[0]["occurredAt"]).timestamp() for s in subscribers)
+    figures = {"subscribers": len(latencies),
+               "p50_ms": round(1000 * latencies[len(latencies) // 2], 1),
+               "p99_ms": round(1000 * latencies[int(len(latencies) * 0.99) - 1], 1),
+               "max_ms": round(1000 * latencies[-1], 1)}
+    folder = repo_root / "tests" / "artifacts"
+    folder.mkdir(exist_ok=True)
+    (folder / f"{name}.json").write_text(json.dumps(figures))
