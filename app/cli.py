@@ -7,7 +7,6 @@ from pathlib import Path
 
 import sqlalchemy as sa
 import typer
-import uvicorn
 from rich.console import Console
 
 from app.auth import issue_token
@@ -15,6 +14,7 @@ from app.config import Settings
 from app.db import Database, migrate
 from app.directory.load import DirectoryFileError, load_directory, parse_directory
 from app.models import User
+from app.ops.logs import configure_logging
 
 cli = typer.Typer(
     help="Binocular: live monitoring of contact-center interactions.",
@@ -106,17 +106,10 @@ def serve(
 
 
 def _run(settings: Settings, host: str, port: int) -> None:
-    from app.server import create_app
+    from app.server import run
 
-    uvicorn.run(
-        create_app(settings),
-        host=host,
-        port=port,
-        # WebSocket pings keep idle subscriptions open through proxies.
-        ws_ping_interval=20,
-        ws_ping_timeout=20,
-        timeout_graceful_shutdown=10,
-    )
+    configure_logging(settings.log_level)
+    run(settings, host, port)
 
 
 @cli.command("export-schema")

@@ -1,6 +1,9 @@
 """Configuration, read from BINOCULAR_* environment variables."""
 
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from typing import Annotated
+
+from pydantic import field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -12,3 +15,16 @@ class Settings(BaseSettings):
     pool_size: int = 10
     # How often each process reads the event log even without a wake-up.
     event_poll_seconds: float = 2.0
+    # Largest request body accepted, in bytes.
+    max_body_bytes: int = 1_048_576
+    # Origins (scheme://host:port) whose pages may open WebSockets besides the server's own;
+    # a comma-separated list in the environment, "*" for any.
+    allowed_origins: Annotated[list[str], NoDecode] = []
+    log_level: str = "INFO"
+
+    @field_validator("allowed_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value):
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value

@@ -68,8 +68,9 @@ class Database:
         writer = self.engine.execution_options(binocular_write=True)
         self._reads = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
         self._writes = async_sessionmaker(writer, class_=AsyncSession, expire_on_commit=False)
-        # Called after a transaction that appended monitoring events has committed.
-        self.on_events_committed: list[Callable[[], None]] = []
+        # Called with what was recorded, after a transaction that appended monitoring events
+        # has committed.
+        self.on_events_committed: list[Callable[[list], None]] = []
 
     def read(self) -> AsyncSession:
         return self._reads()
@@ -80,9 +81,9 @@ class Database:
         async with self._writes() as session:
             async with session.begin():
                 yield session
-            if session.info.pop(RECORDED, False):
+            if recorded := session.info.pop(RECORDED, None):
                 for listener in self.on_events_committed:
-                    listener()
+                    listener(recorded)
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -1,10 +1,16 @@
-"""The ASGI application: GraphQL over HTTP and WebSocket at /graphql, and /healthz."""
+"""The ASGI application: GraphQL over HTTP and WebSocket at /graphql, health and metrics."""
 
+import asyncio
+import contextlib
+import logging
+import weakref
 from contextlib import asynccontextmanager
 
 import sqlalchemy as sa
+import uvicorn
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.websockets import WebSocket
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.fastapi import GraphQLRouter
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
@@ -14,13 +20,24 @@ from app.db import Database
 from app.events.broker import Broker
 from app.graphql.context import Context
 from app.graphql.schema import schema
+from app.ops.edge import BodyLimit, RequestContext, WebSocketOrigin
+from app.ops.health import Readiness
+from app.ops.metrics import CONTENT_TYPE, Metrics
+
+logger = logging.getLogger("binocular.server")
+GOING_AWAY = 1001
 
 
 class _Router(GraphQLRouter):
+    def __init__(self, *args, websockets: weakref.WeakSet, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._websockets = websockets
+
     async def on_ws_connect(self, context: Context):
         """A WebSocket needs a valid token in its connection_init payload, else 4403."""
         if await context.viewer() is None:
             raise ConnectionRejectionError()
+        self._websockets.add(context.request)
         return await super().on_ws_connect(context)
 
 
@@ -29,9 +46,13 @@ def create_app(settings: Settings) -> FastAPI:
         raise ValueError("BINOCULAR_JWT_SECRET is not set: the server cannot check tokens.")
     db = Database(settings.database_url, settings.pool_size)
     broker = Broker(db, poll_seconds=settings.event_poll_seconds)
+    metrics = Metrics(broker)
+    readiness = Readiness(db)
+    websockets: weakref.WeakSet[WebSocket] = weakref.WeakSet()
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
+        db.on_events_committed.append(metrics.count_events)
         await broker.start()
         try:
             yield
@@ -48,14 +69,18 @@ def create_app(settings: Settings) -> FastAPI:
         # Only graphql-transport-ws: the legacy graphql-ws protocol stays off.
         subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL],
         graphql_ide="graphiql",
+        websockets=websockets,
     )
-    app = FastAPI(title="Binocular", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title="Binocular", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
+    )
     app.include_router(router, prefix="/graphql")
-    app.state.db = db
-    app.state.broker = broker
+    app.state.db, app.state.broker, app.state.metrics = db, broker, metrics
+    app.state.websockets = websockets
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> JSONResponse:
+        """The process is up and its database answers."""
         try:
             async with db.read() as session:
                 await session.exec(sa.select(1))
@@ -63,4 +88,54 @@ def create_app(settings: Settings) -> FastAPI:
             return JSONResponse({"status": "unavailable", "database": "unreachable"}, 503)
         return JSONResponse({"status": "ok"})
 
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> JSONResponse:
+        """Ready to serve: the database answers and its migrations are at head."""
+        problems = await readiness.problems()
+        if problems:
+            return JSONResponse({"status": "not ready", "problems": problems}, 503)
+        return JSONResponse({"status": "ready"})
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics_endpoint() -> Response:
+        return Response(metrics.exposition(), media_type=CONTENT_TYPE)
+
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(WebSocketOrigin, allowed=frozenset(settings.allowed_origins))
+    app.add_middleware(RequestContext, metrics=metrics)
     return app
+
+
+async def close_websockets(app: FastAPI) -> None:
+    """Tell every subscriber the server is going away (1001), so it reconnects elsewhere."""
+    sockets = list(app.state.websockets)
+    if sockets:
+        logger.info("closing %d WebSocket connections: going away", len(sockets))
+    for websocket in sockets:
+        with contextlib.suppress(Exception):
+            await websocket.close(code=GOING_AWAY, reason="Server going away")
+
+
+class _GracefulServer(uvicorn.Server):
+    """On SIGTERM/SIGINT: subscribers get 1001 first; in-flight requests then finish."""
+
+    async def shutdown(self, sockets=None) -> None:
+        await close_websockets(self.config.app)
+        await asyncio.sleep(0.1)  # let the close frames leave before uvicorn drops the sockets
+        await super().shutdown(sockets)
+
+
+def run(settings: Settings, host: str, port: int) -> None:
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        # WebSocket pings keep idle subscriptions open through proxies.
+        ws_ping_interval=20,
+        ws_ping_timeout=20,
+        timeout_graceful_shutdown=10,
+    )
+    _GracefulServer(config).run()

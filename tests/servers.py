@@ -1,5 +1,6 @@
 """Real `binocular serve` processes for end-to-end tests."""
 
+import json
 import os
 import signal
 import socket
@@ -28,6 +29,7 @@ class ServeProcess:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}/graphql"
+        self.log_path = log_path
         self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
         env = {
             **os.environ,
@@ -55,6 +57,12 @@ class ServeProcess:
                 pass
             time.sleep(0.1)
         raise RuntimeError("binocular serve did not become healthy")
+
+    def log_records(self) -> list[dict]:
+        """The server's JSON log lines so far."""
+        self._log.flush()
+        lines = self.log_path.read_text().splitlines()
+        return [json.loads(line) for line in lines if line.startswith("{")]
 
     def kill(self) -> None:
         """kill -9: no shutdown of any kind."""

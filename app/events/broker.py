@@ -88,23 +88,23 @@ class Broker:
         self._subscribers: set[Subscriber] = set()
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
-        self.position = 0
+        # The last position handed out; None until the log could be read (a server may start
+        # before its database is migrated, and reports not ready meanwhile).
+        self.position: int | None = None
 
     @property
     def subscriber_count(self) -> int:
         return len(self._subscribers)
 
     async def start(self) -> None:
-        async with self._db.read() as session:
-            last = (await session.exec(sa.select(sa.func.max(MonitoringEvent.position)))).scalar()
-        self.position = last or 0
-        self._db.on_events_committed.append(self.wake)
+        self._db.on_events_committed.append(self.on_commit)
+        self.position = await self._last_position_or_none()
         self._tasks.append(asyncio.create_task(self._read_forever(), name="event-reader"))
         if not self._db.sqlite:
             self._tasks.append(asyncio.create_task(self._listen_forever(), name="event-listener"))
 
     async def stop(self) -> None:
-        self._db.on_events_committed.remove(self.wake)
+        self._db.on_events_committed.remove(self.on_commit)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -115,11 +115,14 @@ class Broker:
     def wake(self) -> None:
         self._wake.set()
 
+    def on_commit(self, _recorded: list) -> None:
+        self.wake()
+
     def subscribe(self, matches: Callable[[Event], bool]) -> tuple[Subscriber, int]:
         """Register; returns the subscriber and the position live delivery starts after."""
         subscriber = Subscriber(matches, self._queue_limit)
         self._subscribers.add(subscriber)
-        return subscriber, self.position
+        return subscriber, self.position or 0
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
         self._subscribers.discard(subscriber)
@@ -139,6 +142,8 @@ class Broker:
                 await asyncio.wait_for(self._wake.wait(), self._poll_seconds)
             self._wake.clear()
             try:
+                if self.position is None:
+                    self.position = await self._last_position()
                 while events := await self._read(self.position):
                     # No await from here to the position update: see the module docstring.
                     for event in events:
@@ -147,6 +152,18 @@ class Broker:
                     self.position = events[-1].position
             except Exception:  # a database hiccup must not kill delivery: retry at next wake
                 logger.exception("reading the event log failed; retrying")
+
+    async def _last_position_or_none(self) -> int | None:
+        try:
+            return await self._last_position()
+        except Exception:  # noqa: BLE001 - not migrated yet: the reader retries
+            logger.warning("the event log cannot be read yet; will retry")
+            return None
+
+    async def _last_position(self) -> int:
+        async with self._db.read() as session:
+            last = await session.exec(sa.select(sa.func.max(MonitoringEvent.position)))
+            return last.scalar() or 0
 
     async def _read(self, after: int, until: int | None = None) -> list[Event]:
         E, S, Q, P, U = MonitoringEvent, MonitoringSession, Queue, Participant, User

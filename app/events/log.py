@@ -18,8 +18,8 @@ from app.models import EventCounter, MonitoringEvent, MonitoringSession
 from app.models.enums import MonitoringEventKind
 
 NOTIFY_CHANNEL = "binocular_events"
-# Set on a session that appended events: Database.transaction wakes local subscribers
-# once it has committed.
+# On a session that appended events, what it appended (kind, end reason): once the
+# transaction has committed, Database.transaction hands the list to its listeners.
 RECORDED = "binocular_events_recorded"
 
 
@@ -53,5 +53,5 @@ async def record_event(
     if session.bind.dialect.name == "postgresql":
         # Delivered to listeners only when (and if) this transaction commits.
         await session.exec(sa.select(sa.func.pg_notify(NOTIFY_CHANNEL, str(position))))
-    session.info[RECORDED] = True
+    session.info.setdefault(RECORDED, []).append((kind, monitoring.end_reason))
     return position

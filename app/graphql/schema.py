@@ -38,7 +38,14 @@ MAX_DEPTH = 12
 MAX_TOKENS = 1000
 MAX_ALIASES = 30
 
-schema = strawberry.Schema(
+
+class _Schema(strawberry.Schema):
+    def process_errors(self, errors, execution_context=None) -> None:
+        """Refusals are answers, not incidents: ErrorCodes logs the unexpected errors, with
+        their request id, and nothing else is logged."""
+
+
+schema = _Schema(
     query=Query,
     mutation=Mutation,
     subscription=Subscription,

@@ -198,7 +198,7 @@ async def test_without_any_wake_up_the_periodic_read_delivers(db, directory):
     """A lost notification delays an event by at most the poll interval, never loses it."""
     broker = Broker(db, poll_seconds=0.3)
     await broker.start()
-    db.on_events_committed.remove(broker.wake)  # as if every wake-up were lost
+    db.on_events_committed.remove(broker.on_commit)  # as if every wake-up were lost
     try:
         subscriber, _ = broker.subscribe(lambda event: True)
         async with db.transaction() as session:
@@ -213,5 +213,5 @@ async def test_without_any_wake_up_the_periodic_read_delivers(db, directory):
         event = await asyncio.wait_for(subscriber.next(), 5)
         assert event.session.id == monitoring.id
     finally:
-        db.on_events_committed.append(broker.wake)
+        db.on_events_committed.append(broker.on_commit)
         await broker.stop()

@@ -1,0 +1,1 @@
+"""Running Binocular: logs, metrics, health, the HTTP edge and the server's lifecycle."""

@@ -1,0 +1,68 @@
+"""Prometheus metrics, one registry per application."""
+
+from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE  # noqa: F401 - re-exported
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+
+from app.events.broker import Broker
+from app.models.enums import MonitoringEventKind
+
+disable_created_metrics()  # the *_created series only add noise to every scrape
+
+ROUTES = frozenset({"/graphql", "/healthz", "/readyz", "/metrics"})
+
+
+class Metrics:
+    def __init__(self, broker: Broker) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "binocular_http_requests",
+            "HTTP requests and WebSocket connections, by route and status.",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "binocular_http_request_duration_seconds",
+            "Time to answer an HTTP request, by route.",
+            ["route"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=self.registry,
+        )
+        subscriptions = Gauge(
+            "binocular_active_subscriptions",
+            "monitoringSessionChanged subscriptions open on this process.",
+            registry=self.registry,
+        )
+        subscriptions.set_function(lambda: broker.subscriber_count)
+        self.sessions_started = Counter(
+            "binocular_monitoring_sessions_started",
+            "Monitoring sessions started by this process.",
+            registry=self.registry,
+        )
+        self.sessions_ended = Counter(
+            "binocular_monitoring_sessions_ended",
+            "Monitoring sessions ended by this process, by reason.",
+            ["reason"],
+            registry=self.registry,
+        )
+
+    @staticmethod
+    def route(path: str) -> str:
+        """A bounded label: unknown paths are one route."""
+        return path if path in ROUTES else "other"
+
+    def count_events(self, recorded: list[tuple]) -> None:
+        for kind, reason in recorded:
+            if kind == MonitoringEventKind.STARTED:
+                self.sessions_started.inc()
+            else:
+                self.sessions_ended.labels(reason=reason.value).inc()
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
