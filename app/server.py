@@ -9,12 +9,14 @@ from contextlib import asynccontextmanager
 import sqlalchemy as sa
 import uvicorn
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.fastapi import GraphQLRouter
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
+from app import ide
 from app.config import Settings
 from app.db import Database
 from app.events.broker import Broker
@@ -32,6 +34,12 @@ class _Router(GraphQLRouter):
     def __init__(self, *args, websockets: weakref.WeakSet, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._websockets = websockets
+
+    async def render_graphql_ide(self, request) -> HTMLResponse:
+        """Our own GraphiQL when its assets are built (no CDN), Strawberry's page otherwise."""
+        if ide.built():
+            return HTMLResponse(ide.page())
+        return await super().render_graphql_ide(request)
 
     async def on_ws_connect(self, context: Context):
         """A WebSocket needs a valid token in its connection_init payload, else 4403."""
@@ -75,6 +83,8 @@ def create_app(settings: Settings) -> FastAPI:
         title="Binocular", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
     )
     app.include_router(router, prefix="/graphql")
+    if ide.built():
+        app.mount(ide.ASSETS_URL, StaticFiles(directory=ide.ASSETS), name="graphiql-assets")
     app.state.db, app.state.broker, app.state.metrics = db, broker, metrics
     app.state.websockets = websockets
 

@@ -3,14 +3,17 @@
 from collections.abc import Iterator
 
 import strawberry
-from graphql import GraphQLError
+from graphql import ExecutionResult, GraphQLError
+from starlette.websockets import WebSocket
 from strawberry.extensions import (
     MaxAliasesLimiter,
     MaxTokensLimiter,
     ParserCache,
     QueryDepthLimiter,
+    SchemaExtension,
     ValidationCache,
 )
+from strawberry.types.graphql import OperationType
 
 from app.graphql.errors import ErrorCodes
 from app.graphql.mutations import IntegrationErrorType, MonitoringErrorType, Mutation
@@ -39,6 +42,29 @@ MAX_TOKENS = 1000
 MAX_ALIASES = 30
 
 
+class _SubscriptionsOverWebSocket(SchemaExtension):
+    """Subscriptions run over WebSocket only: over HTTP, Strawberry would execute one as a
+    query and fail on it. Refuse it with a clear error before it executes."""
+
+    def on_execute(self) -> Iterator[None]:
+        context = self.execution_context
+        if context.operation_type is OperationType.SUBSCRIPTION and not isinstance(
+            context.context.request, WebSocket
+        ):
+            # A result set here means Strawberry does not execute the operation.
+            context.result = ExecutionResult(
+                data=None,
+                errors=[
+                    GraphQLError(
+                        "Subscriptions are served over WebSocket (graphql-transport-ws) at "
+                        "/graphql, not over HTTP.",
+                        extensions={"code": "BAD_REQUEST"},
+                    )
+                ],
+            )
+        yield
+
+
 class _Schema(strawberry.Schema):
     def process_errors(self, errors, execution_context=None) -> None:
         """Refusals are answers, not incidents: ErrorCodes logs the unexpected errors, with
@@ -61,6 +87,7 @@ schema = _Schema(
     ],
     extensions=[
         ErrorCodes,
+        _SubscriptionsOverWebSocket,
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
         lambda: _ParserCache(maxsize=1024),
         lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),

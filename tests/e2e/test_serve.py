@@ -71,3 +71,11 @@ async def test_end_to_end_monitoring_session(live_api):
     panel = await live_api.data("{ interactionPanel { monitoring interaction { id } } }")
     assert panel["interactionPanel"] == [{"monitoring": True, "interaction": {"id": interaction}}]
     assert (await live_api.stop("ann", session["id"]))["session"]["endReason"] == "STOPPED"
+
+
+
+async def test_a_subscription_over_http_is_refused_with_a_code(live_api):
+    body = await live_api.raw("subscription { monitoringSessionChanged { cursor } }", user="ann")
+    assert body["data"] is None
+    assert body["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
+    assert "WebSocket" in body["errors"][0]["message"]
