@@ -4,11 +4,14 @@ import asyncio
 import secrets
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import httpx
 import sqlalchemy as sa
 import typer
 from rich.console import Console
+from rich.progress import Progress, TextColumn
 
 from app.auth import issue_token
 from app.config import Settings
@@ -137,23 +140,76 @@ def export_schema() -> None:
 def demo(
     port: int = typer.Option(8000, help="Port to listen on."),
     database: str = typer.Option(DEMO_DATABASE, help="Database URL for the demo."),
+    rate: float = typer.Option(0.5, min=0.01, help="New interactions per second."),
 ) -> None:
-    """Run a demo with no setting at all: a SQLite file, sample directory, the server."""
-    settings = Settings(database_url=database, jwt_secret=secrets.token_urlsafe(32))
+    """Run a demo with no setting at all: a SQLite file, a sample directory, simulated
+    traffic and the server, with a live status line."""
+    from app.demo.run import run_demo
+
+    settings = Settings(
+        database_url=database, jwt_secret=secrets.token_urlsafe(32), log_level="WARNING"
+    )
     migrate(settings.database_url)
     directory = parse_directory(DEMO_DIRECTORY)
     asyncio.run(_load(settings, directory))
+    configure_logging(settings.log_level)
     out = Console()
-    out.print(f"[bold]Binocular demo[/bold] on {settings.database_url}")
     out.print(
-        f"GraphiQL: http://127.0.0.1:{port}/graphql  (add the header "
-        '{"Authorization": "Bearer TOKEN"})'
+        f"[bold]Binocular demo[/bold] on {settings.database_url}: open a user's GraphiQL "
+        "(the token is in the address; Ctrl+C stops)"
     )
     for user in directory.users:
         roles = ", ".join(role.value for role in user.roles)
-        out.print(f"  {user.key:<10} {user.name:<18} {user.division:<7} {roles}")
-        print(f"    {issue_token(settings.jwt_secret, user.key, 12 * 3600)}")
-    _run(settings, "127.0.0.1", port)
+        token = issue_token(settings.jwt_secret, user.key, 12 * 3600)
+        out.print(
+            f"  {user.name:<12} {user.division:<6} {roles:<12} "
+            f"http://127.0.0.1:{port}/graphql#token={token}",
+            soft_wrap=True,
+        )
+    asyncio.run(run_demo(settings, port, rate, out))
+
+
+@cli.command()
+def simulate(
+    url: str = typer.Option(..., help="The server, e.g. http://127.0.0.1:8000"),
+    token: str = typer.Option(..., help="A bearer token of an INTEGRATION user."),
+    rate: float = typer.Option(1.0, min=0.01, help="New interactions per second."),
+    duration: float = typer.Option(60, min=1, help="Seconds of new traffic."),
+) -> None:
+    """Drive a running server with simulated telephony traffic, as a load test."""
+    from app.demo.traffic import Traffic
+
+    out = Console()
+    traffic = Traffic(url.rstrip("/"), token, rate=rate)
+    try:
+        stats = asyncio.run(_simulate(traffic, duration, out))
+    except (RuntimeError, httpx.HTTPError) as error:
+        _fail(f"cannot simulate against {url}: {error}")
+    elapsed = time.monotonic() - stats.started
+    out.print(
+        f"created {stats.created} interactions, ended {stats.ended}; {stats.calls} calls "
+        f"({stats.calls / elapsed:.1f}/s), {stats.errors} refused or failed"
+    )
+    if stats.created == 0:
+        raise typer.Exit(1)
+
+
+async def _simulate(traffic, duration: float, out: Console):
+    columns = (*Progress.get_default_columns(), TextColumn("{task.fields[status]}"))
+    with Progress(*columns, console=out) as progress:
+        bar = progress.add_task("simulating", total=duration, status="")
+        running = asyncio.create_task(traffic.run(duration))
+        started = time.monotonic()
+        while not running.done():
+            await asyncio.sleep(0.5)
+            stats = traffic.stats
+            progress.update(
+                bar,
+                completed=min(time.monotonic() - started, duration),
+                status=f"{stats.created} created, {sum(stats.states.values())} live, "
+                f"{stats.errors} refused",
+            )
+        return await running
 
 
 def main() -> None:

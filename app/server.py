@@ -135,8 +135,7 @@ class _GracefulServer(uvicorn.Server):
         await super().shutdown(sockets)
 
 
-def run(settings: Settings, host: str, port: int) -> None:
-    app = create_app(settings)
+def server_for(app: FastAPI, host: str, port: int) -> uvicorn.Server:
     config = uvicorn.Config(
         app,
         host=host,
@@ -148,4 +147,8 @@ def run(settings: Settings, host: str, port: int) -> None:
         ws_ping_timeout=20,
         timeout_graceful_shutdown=10,
     )
-    _GracefulServer(config).run()
+    return _GracefulServer(config)
+
+
+def run(settings: Settings, host: str, port: int) -> None:
+    server_for(create_app(settings), host, port).run()

@@ -13,7 +13,15 @@ import sqlalchemy as sa
 from strawberry.dataloader import DataLoader
 
 from app.db import Database
-from app.models import Division, Interaction, MonitoringSession, Participant, Queue, User
+from app.models import (
+    Division,
+    Interaction,
+    MonitoringSession,
+    Participant,
+    Queue,
+    QueueMember,
+    User,
+)
 from app.models.enums import InteractionState, ParticipantPurpose, ParticipantState
 from app.monitoring.visibility import interaction_visible, user_visible
 
@@ -60,6 +68,7 @@ class RowLoaders:
                 (MonitoringSession.started_at, MonitoringSession.id),
             )
         )
+        self.queue_members = DataLoader(self._queue_members)
 
     def _by_id(self, model) -> Callable:
         async def load(ids: list[int]) -> list:
@@ -68,6 +77,18 @@ class RowLoaders:
             return [by_id.get(pk) for pk in ids]
 
         return load
+
+    async def _queue_members(self, queue_ids: list[int]) -> list[list[User]]:
+        rows = await self.reader.rows(
+            sa.select(QueueMember.queue_id, User)
+            .join(User, User.id == QueueMember.user_id)
+            .where(QueueMember.queue_id.in_(queue_ids))
+            .order_by(User.name, User.id)
+        )
+        groups = defaultdict(list)
+        for queue_id, user in rows:
+            groups[queue_id].append(user)
+        return [groups.get(queue_id, []) for queue_id in queue_ids]
 
     def _grouped(self, model, key_column, order_by: tuple) -> Callable:
         async def load(keys: list[int]) -> list[list]:

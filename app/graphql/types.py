@@ -84,6 +84,10 @@ class Queue(Node):
     async def division(self, info: Info) -> Division:
         return Division.of(await info.context.loaders.division.load(self.division_pk))
 
+    @strawberry.field(description="The agents who take the queue's interactions, by name.")
+    async def members(self, info: Info) -> list[User]:
+        return [User.of(row) for row in await info.context.loaders.queue_members.load(self.pk)]
+
     @classmethod
     def of(cls, row: models.Queue) -> "Queue":
         return cls(pk=row.id, key=row.key, name=row.name, division_pk=row.division_id)

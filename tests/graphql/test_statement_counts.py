@@ -6,7 +6,7 @@ from sqlalchemy import event
 
 INTERACTION_FIELDS = """
   id state mediaType startedAt
-  queue { name division { name } }
+  queue { name division { name } members { name } }
   participants {
     purpose name user { name division { key } }
     monitoredBy { monitor { name } agent { name } }
