@@ -20,7 +20,9 @@ from tests.servers import free_port
 
 BINOCULAR = str(Path(sys.executable).parent / "binocular")
 FAST = Pace(wait=(0.05, 0.3), talk=(0.2, 0.6), second_agent_after=(0.05, 0.1),
-            presence_every=(0.1, 0.3), abandon_ratio=0.1, second_agent_ratio=0.3)
+            presence_every=(0.1, 0.3), abandon_ratio=0.1,
+            # Always try: whether a second On Queue member is free is chance enough.
+            second_agent_ratio=1.0)
 
 
 async def test_simulated_interactions_arrive_get_agents_and_end(server, live_api, db):
@@ -44,7 +46,7 @@ def test_binocular_simulate_drives_a_server_with_a_progress_bar(server, live_api
     result = subprocess.run(
         [BINOCULAR, "simulate", "--url", server.url, "--token", live_api.token("pbx"),
          "--rate", "5", "--duration", "2"],
-        capture_output=True, text=True, timeout=180)
+        check=False, capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, result.stderr
     summary = re.search(r"created (\d+) interactions, ended (\d+); \d+ calls .* (\d+) refused",
                         result.stdout)
@@ -57,7 +59,7 @@ def test_binocular_simulate_drives_a_server_with_a_progress_bar(server, live_api
 def test_simulate_against_nothing_fails_clearly():
     result = subprocess.run(
         [BINOCULAR, "simulate", "--url", f"http://127.0.0.1:{free_port()}", "--token", "x",
-         "--duration", "1"], capture_output=True, text=True, timeout=60)
+         "--duration", "1"], check=False, capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
     assert "cannot simulate" in result.stderr and "Traceback" not in result.stderr
 
