@@ -21,6 +21,7 @@ from app.config import Settings
 from app.db import Database
 from app.events.broker import Broker
 from app.graphql.context import Context
+from app.graphql.http import GraphQLResponseJson
 from app.graphql.schema import schema
 from app.ops.edge import BodyLimit, RequestContext, WebSocketOrigin
 from app.ops.health import Readiness
@@ -30,7 +31,7 @@ logger = logging.getLogger("binocular.server")
 GOING_AWAY = 1001
 
 
-class _Router(GraphQLRouter):
+class _Router(GraphQLResponseJson, GraphQLRouter):
     def __init__(self, *args, websockets: weakref.WeakSet, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._websockets = websockets

@@ -18,9 +18,15 @@ def _code(error: GraphQLError) -> str | None:
     return (error.extensions or {}).get("code")
 
 
+def _is_coercion(error: GraphQLError) -> bool:
+    """A variable value that does not coerce to its type: a request error (no path), raised
+    by graphql-core's own scalar parsing."""
+    return error.path is None and isinstance(error.original_error, GraphQLError)
+
+
 def _is_internal(error: GraphQLError) -> bool:
     """An exception that escaped a resolver, as opposed to a refusal we raised on purpose."""
-    return error.original_error is not None and _code(error) is None
+    return error.original_error is not None and _code(error) is None and not _is_coercion(error)
 
 
 class ErrorCodes(MaskErrors):
@@ -41,7 +47,9 @@ class ErrorCodes(MaskErrors):
     def _process_errors(self, errors: list[GraphQLError]) -> list[GraphQLError]:
         processed = super()._process_errors(errors)
         for error in processed:
-            if _code(error) is None:
+            if _code(error) is None and _is_coercion(error):
+                error.extensions = {**(error.extensions or {}), "code": "BAD_USER_INPUT"}
+            elif _code(error) is None:
                 # Only parse and validation errors reach here without a code.
                 code = (
                     "GRAPHQL_PARSE_FAILED"

@@ -79,3 +79,22 @@ async def test_a_subscription_over_http_is_refused_with_a_code(live_api):
     assert body["data"] is None
     assert body["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
     assert "WebSocket" in body["errors"][0]["message"]
+
+
+async def test_a_variable_of_the_wrong_type_is_bad_user_input(live_api):
+    body = await live_api.raw("query($f: Int) { interactions(first: $f) { totalCount } }",
+                              {"f": "x"}, user="ann")
+    error = body["errors"][0]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert "$f" in error["message"] and "Internal" not in error["message"]
+
+
+async def test_graphql_response_json_is_answered_when_asked(live_api):
+    asked = {"Accept": "application/graphql-response+json"}
+    ok = await live_api.client.post("/graphql", json={"query": "{ __typename }"}, headers=asked)
+    assert ok.headers["content-type"].startswith("application/graphql-response+json")
+    broken = await live_api.client.post("/graphql", json={"query": "{"}, headers=asked)
+    assert broken.status_code == 400 and "data" not in broken.json()
+    plain = await live_api.client.post("/graphql", json={"query": "{"})
+    assert plain.status_code == 200 and plain.headers["content-type"].startswith(
+        "application/json")
