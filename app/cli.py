@@ -140,7 +140,7 @@ def export_schema() -> None:
 def demo(
     port: int = typer.Option(8000, help="Port to listen on."),
     database: str = typer.Option(DEMO_DATABASE, help="Database URL for the demo."),
-    rate: float = typer.Option(0.5, min=0.01, help="New interactions per second."),
+    rate: float = typer.Option(0.2, min=0.01, help="New interactions per second."),
 ) -> None:
     """Run a demo with no setting at all: a SQLite file, a sample directory, simulated
     traffic and the server, with a live status line."""

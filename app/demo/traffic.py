@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 import httpx
 
 MEDIA_MIX = {"VOICE": 50, "CHAT": 20, "SMS": 15, "EMAIL": 10, "CALLBACK": 5}
+# An agent takes one call, or up to three written conversations at once.
+LOAD = {"VOICE": 3, "CALLBACK": 3, "CHAT": 1, "SMS": 1, "EMAIL": 1}
+CAPACITY = 3
 PRESENCE_MIX = {"ON_QUEUE": 70, "AVAILABLE": 10, "BUSY": 10, "AWAY": 10}
 CUSTOMERS = [
     "Zoe Adams",
@@ -51,11 +54,12 @@ PRESENCE = """mutation($input: SetPresenceInput!) {
 class Pace:
     """Seconds each phase lasts, drawn uniformly from these ranges."""
 
-    wait: tuple[float, float] = (2, 15)
+    ring: tuple[float, float] = (2, 8)  # before the first agent could answer
+    patience: tuple[float, float] = (30, 120)  # how long a customer waits for a free agent
     talk: tuple[float, float] = (15, 90)
     second_agent_after: tuple[float, float] = (5, 20)
     presence_every: tuple[float, float] = (5, 20)
-    abandon_ratio: float = 0.08
+    abandon_ratio: float = 0.05  # customers who hang up at once, whatever the queue
     second_agent_ratio: float = 0.15
 
 
@@ -83,6 +87,7 @@ class Traffic:
         self.stats = Stats()
         self.queues: list[dict] = []
         self.presence: dict[str, str] = {}
+        self.load: Counter = Counter()  # agent id -> load units taken
         self._tasks: set[asyncio.Task] = set()
         self._stopping = asyncio.Event()
         self._external_ids = (f"sim-{uuid.uuid4().hex[:12]}-{n}" for n in itertools.count())
@@ -162,10 +167,11 @@ class Traffic:
 
     async def _interaction(self) -> None:
         queue = self.random.choice(self.queues)
+        media = self._pick(MEDIA_MIX)
         created = await self.call(
             CREATE,
             externalId=next(self._external_ids),
-            mediaType=self._pick(MEDIA_MIX),
+            mediaType=media,
             direction="INBOUND" if self.random.random() < 0.85 else "OUTBOUND",
             queueId=queue["id"],
             customerName=self.random.choice(CUSTOMERS),
@@ -174,45 +180,68 @@ class Traffic:
             return
         self.stats.created += 1
         interaction = created["interaction"]["id"]
+        load = LOAD[media]
         agents: list[str] = []
         state = "WAITING"
         self.stats.states[state] += 1
         try:
-            await self._pause(self.random.uniform(*self.pace.wait))
-            if not self._stopping.is_set() and self.random.random() >= self.pace.abandon_ratio:
-                agent = self._available_agent(queue)
-                if agent and await self.call(CONNECT, interactionId=interaction, agentId=agent):
-                    agents.append(agent)
-                    self.stats.states[state] -= 1
-                    state = "CONNECTED"
-                    self.stats.states[state] += 1
-                    await self._talk(queue, interaction, agents)
+            agent = await self._wait_for_agent(queue, load)
+            if agent and await self._connect(interaction, agent, load, agents):
+                self.stats.states[state] -= 1
+                state = "CONNECTED"
+                self.stats.states[state] += 1
+                await self._talk(queue, interaction, agents, load)
         finally:
             self.stats.states[state] -= 1
-            await self._end(interaction, agents)
+            await self._end(interaction, agents, load)
 
-    async def _talk(self, queue: dict, interaction: str, agents: list[str]) -> None:
+    async def _wait_for_agent(self, queue: dict, load: int) -> str | None:
+        """Ring, then wait for an On Queue agent with room, as long as the customer's
+        patience lasts; None when the customer abandons."""
+        await self._pause(self.random.uniform(*self.pace.ring))
+        if self.random.random() < self.pace.abandon_ratio:
+            return None
+        give_up = time.monotonic() + self.random.uniform(*self.pace.patience)
+        while not self._stopping.is_set():
+            agent = self._available_agent(queue, load)
+            if agent or time.monotonic() >= give_up:
+                return agent
+            await self._pause(min(1.0, give_up - time.monotonic()))
+        return None
+
+    async def _connect(self, interaction: str, agent: str, load: int, agents: list) -> bool:
+        self.load[agent] += load  # taken before the call, so that no one else takes the room
+        if await self.call(CONNECT, interactionId=interaction, agentId=agent):
+            agents.append(agent)
+            return True
+        self.load[agent] -= load
+        return False
+
+    async def _talk(self, queue: dict, interaction: str, agents: list[str], load: int) -> None:
         talk = self.random.uniform(*self.pace.talk)
         if self.random.random() < self.pace.second_agent_ratio:
             joins = min(talk, self.random.uniform(*self.pace.second_agent_after))
             await self._pause(joins)
             talk -= joins
-            second = self._available_agent(queue, besides=agents)
-            if second and await self.call(CONNECT, interactionId=interaction, agentId=second):
-                agents.append(second)
+            second = self._available_agent(queue, load, besides=agents)
+            if second:
+                await self._connect(interaction, second, load, agents)
         await self._pause(talk)
 
-    async def _end(self, interaction: str, agents: list[str]) -> None:
+    async def _end(self, interaction: str, agents: list[str], load: int) -> None:
         for agent in reversed(agents):
             await self.call(DISCONNECT, interactionId=interaction, agentId=agent)
+            self.load[agent] -= load
         if await self.call(END, interactionId=interaction):
             self.stats.ended += 1
 
-    def _available_agent(self, queue: dict, besides: list[str] = ()) -> str | None:
+    def _available_agent(self, queue: dict, load: int, besides: list[str] = ()) -> str | None:
         ready = [
             m["id"]
             for m in queue["members"]
-            if self.presence.get(m["id"]) == "ON_QUEUE" and m["id"] not in besides
+            if self.presence.get(m["id"]) == "ON_QUEUE"
+            and m["id"] not in besides
+            and self.load[m["id"]] + load <= CAPACITY
         ]
         return self.random.choice(ready) if ready else None
 

@@ -19,7 +19,7 @@ from app.models.enums import InteractionState, ParticipantPurpose
 from tests.servers import free_port
 
 BINOCULAR = str(Path(sys.executable).parent / "binocular")
-FAST = Pace(wait=(0.05, 0.3), talk=(0.2, 0.6), second_agent_after=(0.05, 0.1),
+FAST = Pace(ring=(0.05, 0.3), patience=(0.5, 1), talk=(0.2, 0.6), second_agent_after=(0.05, 0.1),
             presence_every=(0.1, 0.3), abandon_ratio=0.1,
             # Always try: whether a second On Queue member is free is chance enough.
             second_agent_ratio=1.0)
