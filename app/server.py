@@ -2,10 +2,12 @@
 
 import asyncio
 import contextlib
+import gc
 import logging
 import weakref
 from contextlib import asynccontextmanager
 
+import orjson
 import sqlalchemy as sa
 import uvicorn
 from fastapi import FastAPI
@@ -36,6 +38,10 @@ class _Router(GraphQLResponseJson, GraphQLRouter):
         super().__init__(*args, **kwargs)
         self._websockets = websockets
 
+    def encode_json(self, data: object) -> bytes:
+        # orjson: several times faster than json for the large lists of queue activity.
+        return orjson.dumps(data)
+
     async def render_graphql_ide(self, request) -> HTMLResponse:
         """Our own GraphiQL when its assets are built (no CDN), Strawberry's page otherwise."""
         if ide.built():
@@ -63,6 +69,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(_app: FastAPI):
         db.on_events_committed.append(metrics.count_events)
         await broker.start()
+        _tune_garbage_collector()
         try:
             yield
         finally:
@@ -115,6 +122,15 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(WebSocketOrigin, allowed=frozenset(settings.allowed_origins))
     app.add_middleware(RequestContext, metrics=metrics)
     return app
+
+
+def _tune_garbage_collector() -> None:
+    """What start-up allocated lives as long as the process: freeze it out of collections,
+    and collect the young generation less often. Full collections over a large heap were
+    the long tail of response times."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 20)
 
 
 async def close_websockets(app: FastAPI) -> None:

@@ -58,6 +58,13 @@ class Context(BaseContext):
         async with self.db.read() as session:
             return (await session.exec(sa.select(User).where(User.key == key))).scalars().first()
 
+    @property
+    def authenticated_viewer(self) -> User:
+        """The viewer, for resolvers below a root field that has required it."""
+        if self._viewer is None:
+            raise RuntimeError("no authenticated viewer: the root field must require one")
+        return self._viewer
+
     async def require_viewer(self) -> User:
         viewer = await self.viewer()
         if viewer is None:

@@ -3,6 +3,8 @@ query costs a fixed number of statements whatever the lengths of its lists.
 
 A request runs one statement at a time: results then arrive in the order the batches were
 dispatched, so the same query batches the same way every time (and holds one connection).
+Reads return plain rows (SQLAlchemy Core), not ORM instances: they are only read, and
+building instances was a quarter of the time of a large list.
 """
 
 import asyncio
@@ -33,13 +35,13 @@ class Reader:
         self._db = db
         self._one_at_a_time = asyncio.Lock()
 
-    async def rows(self, statement) -> Sequence:
-        async with self._one_at_a_time, self._db.read() as session:
-            return (await session.exec(statement)).all()
+    async def rows(self, statement) -> Sequence[sa.Row]:
+        async with self._one_at_a_time, self._db.engine.connect() as connection:
+            return (await connection.execute(statement)).all()
 
     async def scalars(self, statement) -> Sequence:
-        async with self._one_at_a_time, self._db.read() as session:
-            return (await session.exec(statement)).scalars().all()
+        async with self._one_at_a_time, self._db.engine.connect() as connection:
+            return (await connection.execute(statement)).scalars().all()
 
 
 class RowLoaders:
@@ -71,8 +73,10 @@ class RowLoaders:
         self.queue_members = DataLoader(self._queue_members)
 
     def _by_id(self, model) -> Callable:
+        table = model.__table__
+
         async def load(ids: list[int]) -> list:
-            rows = await self.reader.scalars(sa.select(model).where(model.id.in_(ids)))
+            rows = await self.reader.rows(sa.select(table).where(table.c.id.in_(ids)))
             by_id = {row.id: row for row in rows}
             return [by_id.get(pk) for pk in ids]
 
@@ -80,20 +84,20 @@ class RowLoaders:
 
     async def _queue_members(self, queue_ids: list[int]) -> list[list[User]]:
         rows = await self.reader.rows(
-            sa.select(QueueMember.queue_id, User)
+            sa.select(QueueMember.queue_id.label("member_of"), User.__table__)
             .join(User, User.id == QueueMember.user_id)
             .where(QueueMember.queue_id.in_(queue_ids))
             .order_by(User.name, User.id)
         )
         groups = defaultdict(list)
-        for queue_id, user in rows:
-            groups[queue_id].append(user)
+        for row in rows:
+            groups[row.member_of].append(row)
         return [groups.get(queue_id, []) for queue_id in queue_ids]
 
     def _grouped(self, model, key_column, order_by: tuple) -> Callable:
         async def load(keys: list[int]) -> list[list]:
-            rows = await self.reader.scalars(
-                sa.select(model).where(key_column.in_(keys)).order_by(*order_by)
+            rows = await self.reader.rows(
+                sa.select(model.__table__).where(key_column.in_(keys)).order_by(*order_by)
             )
             groups = defaultdict(list)
             for row in rows:
@@ -138,7 +142,7 @@ class Loaders(RowLoaders):
 
         async def load(user_ids: list[int]) -> list[list[Interaction]]:
             rows = await self.rows(
-                sa.select(Participant.user_id, Interaction)
+                sa.select(Participant.user_id.label("agent_id"), Interaction.__table__)
                 .join(Interaction, Interaction.id == Participant.interaction_id)
                 .where(
                     Participant.user_id.in_(user_ids),
@@ -150,8 +154,8 @@ class Loaders(RowLoaders):
                 .order_by(Interaction.started_at, Interaction.id)
             )
             groups = defaultdict(list)
-            for user_id, interaction in rows:
-                groups[user_id].append(interaction)
+            for row in rows:
+                groups[row.agent_id].append(row)
             return [groups.get(user_id, []) for user_id in user_ids]
 
         return load

@@ -10,6 +10,7 @@ from app import models
 from app.graphql.enums import InteractionState, MediaType
 from app.graphql.errors import bad_user_input
 from app.graphql.ids import decode_cursor, decode_id, decode_node_id, encode_cursor
+from app.graphql.prefetch import prefetch_interactions
 from app.graphql.types import (
     Division,
     Info,
@@ -147,7 +148,7 @@ async def _node(info: Info, type_name: str, pk: int) -> Node | None:
 
 
 async def _rows(info: Info, statement) -> list:
-    return list(await info.context.loaders.scalars(statement))
+    return list(await info.context.loaders.rows(statement))
 
 
 def _arg(description: str):
@@ -191,12 +192,11 @@ class Query:
         size = _page_size(first)
         Q = models.Queue
         visible = queue_visible(viewer)
-        page = sa.select(Q).where(visible).order_by(Q.name, Q.id).limit(size + 1)
+        page = sa.select(Q.__table__).where(visible).order_by(Q.name, Q.id).limit(size + 1)
         if after is not None:
             name, pk = decode_cursor(after, "queue", str, int)
             page = page.where(sa.tuple_(Q.name, Q.id) > sa.tuple_(name, pk))
         rows = await _rows(info, page)
-        total = (await _rows(info, sa.select(sa.func.count()).select_from(Q).where(visible)))[0]
         edges = [
             QueueEdge(cursor=encode_cursor("queue", r.name, r.id), node=Queue.of(r))
             for r in rows[:size]
@@ -205,7 +205,7 @@ class Query:
             edges=edges,
             nodes=[edge.node for edge in edges],
             page_info=_page_info(edges, has_next=len(rows) > size, after=after),
-            total_count=total,
+            count_statement=sa.select(sa.func.count()).select_from(Q).where(visible),
         )
 
     @strawberry.field(
@@ -225,17 +225,20 @@ class Query:
         as_of = datetime.now(UTC)
         in_progress = await _rows(
             info,
-            sa.select(I)
+            sa.select(I.__table__)
             .where(I.queue_id == queue.id, I.state.in_([State.WAITING, State.CONNECTED]))
             .order_by(I.started_at, I.id),
         )
         agents = await _rows(
             info,
-            sa.select(U)
+            sa.select(U.__table__)
             .join(M, M.user_id == U.id)
             .where(M.queue_id == queue.id, U.presence == Presence.ON_QUEUE)
             .order_by(U.name, U.id),
         )
+        await prefetch_interactions(info.context.loaders, in_progress)
+        if agents:
+            await info.context.loaders.agent_interactions.load_many([u.id for u in agents])
         return QueueActivity(
             queue=Queue.of(queue),
             as_of=as_of,
@@ -260,7 +263,7 @@ class Query:
         size = _page_size(first)
         I = models.Interaction
         conditions = [interaction_visible(viewer), *_filter_conditions(filter)]
-        page = sa.select(I).where(*conditions).order_by(I.started_at.desc(), I.id.desc())
+        page = sa.select(I.__table__).where(*conditions).order_by(I.started_at.desc(), I.id.desc())
         if after is not None:
             started, pk = decode_cursor(after, "interaction", str, int)
             started_at = _cursor_time(started)
@@ -270,7 +273,7 @@ class Query:
                 sa.or_(I.started_at < started_at, sa.and_(I.started_at == started_at, I.id < pk))
             )
         rows = await _rows(info, page.limit(size + 1))
-        total = (await _rows(info, sa.select(sa.func.count()).select_from(I).where(*conditions)))[0]
+        await prefetch_interactions(info.context.loaders, rows[:size])
         edges = [
             InteractionEdge(
                 cursor=encode_cursor("interaction", r.started_at.isoformat(), r.id),
@@ -282,7 +285,7 @@ class Query:
             edges=edges,
             nodes=[edge.node for edge in edges],
             page_info=_page_info(edges, has_next=len(rows) > size, after=after),
-            total_count=total,
+            count_statement=sa.select(sa.func.count()).select_from(I).where(*conditions),
         )
 
     @strawberry.field(description="Interaction details; null where it is not visible.")
@@ -302,7 +305,7 @@ class Query:
         I, P, S = models.Interaction, models.Participant, models.MonitoringSession
         handled = await _rows(
             info,
-            sa.select(I)
+            sa.select(I.__table__)
             .join(P, P.interaction_id == I.id)
             .where(
                 P.user_id == viewer.id,
@@ -311,16 +314,20 @@ class Query:
                 I.state != State.ENDED,
             ),
         )
-        monitored = await info.context.loaders.rows(
-            sa.select(S, I)
-            .join(I, I.id == S.interaction_id)
-            .where(S.monitor_id == viewer.id, S.state == MonitoringState.ACTIVE)
+        monitored = await _rows(
+            info,
+            sa.select(S.__table__).where(
+                S.monitor_id == viewer.id, S.state == MonitoringState.ACTIVE
+            ),
         )
+        loaders = info.context.loaders
+        watched = await loaders.interaction.load_many([s.interaction_id for s in monitored])
+        await prefetch_interactions(loaders, [*handled, *watched])
         entries = {
             row.id: PanelEntry(interaction=Interaction.of(row), monitoring=False, session=None)
             for row in handled
         }
-        for session_row, row in monitored:
+        for session_row, row in zip(monitored, watched, strict=True):
             entries[row.id] = PanelEntry(
                 interaction=Interaction.of(row),
                 monitoring=True,

@@ -3,6 +3,7 @@
 import asyncio
 from datetime import datetime
 
+import sqlalchemy as sa
 import strawberry
 
 from app import models
@@ -20,6 +21,7 @@ from app.graphql.enums import (
     Role,
 )
 from app.graphql.ids import encode_id
+from app.graphql.prefetch import MISSING, now_or_later, peek
 from app.models.enums import MonitoringState as State
 from app.models.enums import ParticipantPurpose as Purpose
 from app.monitoring.errors import MonitoringError
@@ -59,8 +61,8 @@ class User(Node):
     division_pk: strawberry.Private[int]
 
     @strawberry.field(description="The user's division.")
-    async def division(self, info: Info) -> Division:
-        return Division.of(await info.context.loaders.division.load(self.division_pk))
+    def division(self, info: Info) -> Division:
+        return now_or_later(info.context.loaders.division, self.division_pk, Division.of)
 
     @classmethod
     def of(cls, row: models.User) -> "User":
@@ -68,7 +70,7 @@ class User(Node):
             pk=row.id,
             key=row.key,
             name=row.name,
-            roles=sorted(row.role_set, key=list(models.enums.Role).index),
+            roles=[role for role in models.enums.Role if role.value in row.roles],
             presence=row.presence,
             division_pk=row.division_id,
         )
@@ -81,8 +83,8 @@ class Queue(Node):
     division_pk: strawberry.Private[int]
 
     @strawberry.field(description="The division the queue belongs to.")
-    async def division(self, info: Info) -> Division:
-        return Division.of(await info.context.loaders.division.load(self.division_pk))
+    def division(self, info: Info) -> Division:
+        return now_or_later(info.context.loaders.division, self.division_pk, Division.of)
 
     @strawberry.field(description="The agents who take the queue's interactions, by name.")
     async def members(self, info: Info) -> list[User]:
@@ -91,6 +93,28 @@ class Queue(Node):
     @classmethod
     def of(cls, row: models.Queue) -> "Queue":
         return cls(pk=row.id, key=row.key, name=row.name, division_pk=row.division_id)
+
+
+def _facts_now(loaders, interaction_pk: int) -> InteractionFacts | None:
+    """The monitoring facts from primed loaders, or None when something is not loaded."""
+    interaction = peek(loaders.interaction, interaction_pk)
+    if interaction is MISSING:
+        return None
+    rows = (
+        peek(loaders.queue, interaction.queue_id),
+        peek(loaders.participants, interaction_pk),
+        peek(loaders.sessions, interaction_pk),
+    )
+    if MISSING in rows:
+        return None
+    queue, participants, sessions = rows
+    users = {}
+    for user_id in user_ids_needed(participants, sessions):
+        user = peek(loaders.user, user_id)
+        if user is MISSING:
+            return None
+        users[user_id] = user
+    return InteractionFacts.build(interaction, queue, participants, sessions, users)
 
 
 async def _facts(info: Info, interaction_pk: int) -> InteractionFacts:
@@ -124,6 +148,21 @@ class Monitorability:
     )
 
 
+def _monitorability(viewer, facts: InteractionFacts, agent_user_id: int) -> Monitorability:
+    """What startMonitoring would answer now: the same rules, on the same facts."""
+    try:
+        decide_start(viewer, facts, agent_user_id)
+    except MonitoringError as refusal:
+        monitor = facts.active_monitor if refusal.current_monitor_id else None
+        return Monitorability(
+            allowed=False,
+            reason=refusal.code,
+            current_monitor=User.of(monitor) if monitor else None,
+            message=refusal.message,
+        )
+    return Monitorability(allowed=True, reason=None, current_monitor=None, message=None)
+
+
 @strawberry.type(description="Someone on an interaction: the customer, an agent or a monitor.")
 class Participant(Node):
     purpose: ParticipantPurpose = strawberry.field(description="Why they are on the interaction.")
@@ -139,48 +178,45 @@ class Participant(Node):
     @strawberry.field(
         description="The directory user behind an AGENT or MONITOR participant; null for a customer."
     )
-    async def user(self, info: Info) -> User | None:
+    def user(self, info: Info) -> User | None:
         if self.user_pk is None:
             return None
-        return User.of(await info.context.loaders.user.load(self.user_pk))
+        return now_or_later(info.context.loaders.user, self.user_pk, User.of)
 
     @strawberry.field(
         description="For an AGENT: the active session monitoring this agent on this interaction."
     )
-    async def monitored_by(self, info: Info) -> "MonitoringSession | None":
+    def monitored_by(self, info: Info) -> "MonitoringSession | None":
         if self.purpose != Purpose.AGENT:
             return None
-        sessions = await info.context.loaders.sessions.load(self.interaction_pk)
-        return next(
-            (
-                MonitoringSession.of(s)
-                for s in sessions
-                if s.state == State.ACTIVE and s.agent_id == self.user_pk
-            ),
-            None,
-        )
+
+        def monitoring_me(sessions):
+            return next(
+                (
+                    MonitoringSession.of(s)
+                    for s in sessions
+                    if s.state == State.ACTIVE and s.agent_id == self.user_pk
+                ),
+                None,
+            )
+
+        return now_or_later(info.context.loaders.sessions, self.interaction_pk, monitoring_me)
 
     @strawberry.field(
         description="For an AGENT: whether the viewer could start monitoring this agent now, "
         "and if not, why."
     )
-    async def monitorability(self, info: Info) -> Monitorability | None:
+    def monitorability(self, info: Info) -> Monitorability | None:
         if self.purpose != Purpose.AGENT:
             return None
-        viewer = await info.context.require_viewer()
-        try:
-            decide_start(viewer, await _facts(info, self.interaction_pk), self.user_pk)
-        except MonitoringError as refusal:
-            monitor = refusal.current_monitor_id
-            return Monitorability(
-                allowed=False,
-                reason=refusal.code,
-                current_monitor=User.of(await info.context.loaders.user.load(monitor))
-                if monitor
-                else None,
-                message=refusal.message,
-            )
-        return Monitorability(allowed=True, reason=None, current_monitor=None, message=None)
+        viewer = info.context.authenticated_viewer
+        facts = _facts_now(info.context.loaders, self.interaction_pk)
+        if facts is None:
+            return self._monitorability_later(info, viewer)
+        return _monitorability(viewer, facts, self.user_pk)
+
+    async def _monitorability_later(self, info: Info, viewer) -> Monitorability:
+        return _monitorability(viewer, await _facts(info, self.interaction_pk), self.user_pk)
 
     @classmethod
     def of(cls, row: models.Participant) -> "Participant":
@@ -206,28 +242,44 @@ class Interaction(Node):
     queue_pk: strawberry.Private[int]
 
     @strawberry.field(description="The queue it arrived in.")
-    async def queue(self, info: Info) -> Queue | None:
-        return Queue.of(await info.context.loaders.queue.load(self.queue_pk))
+    def queue(self, info: Info) -> Queue | None:
+        return now_or_later(info.context.loaders.queue, self.queue_pk, Queue.of)
 
     @strawberry.field(
         description="Every participant, in the order they joined: customer, agents, monitors."
     )
-    async def participants(self, info: Info) -> list[Participant]:
-        return [Participant.of(p) for p in await info.context.loaders.participants.load(self.pk)]
+    def participants(self, info: Info) -> list[Participant]:
+        return now_or_later(
+            info.context.loaders.participants,
+            self.pk,
+            lambda rows: [Participant.of(p) for p in rows],
+        )
 
     @strawberry.field(description="The AGENT participants, connected or not.")
-    async def agents(self, info: Info) -> list[Participant]:
-        participants = await info.context.loaders.participants.load(self.pk)
-        return [Participant.of(p) for p in participants if p.purpose == Purpose.AGENT]
+    def agents(self, info: Info) -> list[Participant]:
+        return now_or_later(
+            info.context.loaders.participants,
+            self.pk,
+            lambda rows: [Participant.of(p) for p in rows if p.purpose == Purpose.AGENT],
+        )
 
     @strawberry.field(description="The session monitoring this interaction now, if any.")
-    async def active_monitoring(self, info: Info) -> "MonitoringSession | None":
-        sessions = await info.context.loaders.sessions.load(self.pk)
-        return next((MonitoringSession.of(s) for s in sessions if s.state == State.ACTIVE), None)
+    def active_monitoring(self, info: Info) -> "MonitoringSession | None":
+        return now_or_later(
+            info.context.loaders.sessions,
+            self.pk,
+            lambda rows: next(
+                (MonitoringSession.of(s) for s in rows if s.state == State.ACTIVE), None
+            ),
+        )
 
     @strawberry.field(description="Every monitoring session this interaction had, oldest first.")
-    async def monitoring_sessions(self, info: Info) -> list["MonitoringSession"]:
-        return [MonitoringSession.of(s) for s in await info.context.loaders.sessions.load(self.pk)]
+    def monitoring_sessions(self, info: Info) -> list["MonitoringSession"]:
+        return now_or_later(
+            info.context.loaders.sessions,
+            self.pk,
+            lambda rows: [MonitoringSession.of(s) for s in rows],
+        )
 
     @classmethod
     def of(cls, row: models.Interaction) -> "Interaction":
@@ -253,16 +305,16 @@ class MonitoringSession(Node):
     agent_pk: strawberry.Private[int]
 
     @strawberry.field(description="The monitored interaction.")
-    async def interaction(self, info: Info) -> Interaction:
-        return Interaction.of(await info.context.loaders.interaction.load(self.interaction_pk))
+    def interaction(self, info: Info) -> Interaction:
+        return now_or_later(info.context.loaders.interaction, self.interaction_pk, Interaction.of)
 
     @strawberry.field(description="The supervisor who monitors.")
-    async def monitor(self, info: Info) -> User:
-        return User.of(await info.context.loaders.user.load(self.monitor_pk))
+    def monitor(self, info: Info) -> User:
+        return now_or_later(info.context.loaders.user, self.monitor_pk, User.of)
 
     @strawberry.field(description="The agent being monitored.")
-    async def agent(self, info: Info) -> User:
-        return User.of(await info.context.loaders.user.load(self.agent_pk))
+    def agent(self, info: Info) -> User:
+        return now_or_later(info.context.loaders.user, self.agent_pk, User.of)
 
     @classmethod
     def of(cls, row: models.MonitoringSession) -> "MonitoringSession":
@@ -299,7 +351,11 @@ class QueueConnection:
     edges: list[QueueEdge] = strawberry.field(description="The queues of this page, with cursors.")
     nodes: list[Queue] = strawberry.field(description="The queues of this page.")
     page_info: PageInfo = strawberry.field(description="Where this page sits.")
-    total_count: int = strawberry.field(description="How many queues in all.")
+    count_statement: strawberry.Private[sa.Select]
+
+    @strawberry.field(description="How many queues in all (counted only when asked for).")
+    async def total_count(self, info: Info) -> int:
+        return (await info.context.loaders.scalars(self.count_statement))[0]
 
 
 @strawberry.type(description="One interaction in a page of interactions.")
@@ -315,7 +371,13 @@ class InteractionConnection:
     edges: list[InteractionEdge] = strawberry.field(description="This page, with cursors.")
     nodes: list[Interaction] = strawberry.field(description="The interactions of this page.")
     page_info: PageInfo = strawberry.field(description="Where this page sits.")
-    total_count: int = strawberry.field(description="How many interactions match in all.")
+    count_statement: strawberry.Private[sa.Select]
+
+    @strawberry.field(
+        description="How many interactions match in all (counted only when asked for)."
+    )
+    async def total_count(self, info: Info) -> int:
+        return (await info.context.loaders.scalars(self.count_statement))[0]
 
 
 @strawberry.type(description="An On Queue agent and what they are handling.")
@@ -323,9 +385,12 @@ class QueueAgent:
     agent: User = strawberry.field(description="The agent.")
 
     @strawberry.field(description="The agent's in-progress interactions, in any queue.")
-    async def interactions(self, info: Info) -> list[Interaction]:
-        rows = await info.context.loaders.agent_interactions.load(self.agent.pk)
-        return [Interaction.of(row) for row in rows]
+    def interactions(self, info: Info) -> list[Interaction]:
+        return now_or_later(
+            info.context.loaders.agent_interactions,
+            self.agent.pk,
+            lambda rows: [Interaction.of(row) for row in rows],
+        )
 
 
 @strawberry.type(
