@@ -38,9 +38,11 @@ class _Router(GraphQLResponseJson, GraphQLRouter):
         super().__init__(*args, **kwargs)
         self._websockets = websockets
 
-    def encode_json(self, data: object) -> bytes:
+    def encode_json(self, data: object) -> str:
         # orjson: several times faster than json for the large lists of queue activity.
-        return orjson.dumps(data)
+        # Text, not bytes: Strawberry would send bytes as binary WebSocket frames, which
+        # graphql-transport-ws clients refuse.
+        return orjson.dumps(data).decode()
 
     async def render_graphql_ide(self, request) -> HTMLResponse:
         """Our own GraphiQL when its assets are built (no CDN), Strawberry's page otherwise."""
