@@ -1,21 +1,17 @@
 """The `binocular` command, run as a real subprocess (the console script next to python)."""
 
 import asyncio
-import functools
 import os
 import socket
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
-import asyncpg
 import jwt
 import pytest
 import sqlalchemy as sa
 from alembic.script import ScriptDirectory
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
@@ -25,9 +21,6 @@ from app.graphql.schema import sdl
 from app.models import metadata
 
 BINOCULAR = Path(sys.executable).parent / "binocular"
-POSTGRES_ADMIN_URL = os.environ.get(
-    "BINOCULAR_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
 SECRET = "cli-test-secret-0123456789abcdef0123456789"
 DIRECTORY = {
     "divisions": [{"key": "north", "name": "North"}],
@@ -47,39 +40,6 @@ def binocular(*args: str, cwd: Path, env: dict[str, str] | None = None,
 
 
 # --- databases of our own -------------------------------------------------------------------
-
-
-async def _admin(statement: str) -> None:
-    connection = await asyncpg.connect(POSTGRES_ADMIN_URL, timeout=5)
-    try:
-        await connection.execute(statement)
-    finally:
-        await connection.close()
-
-
-@functools.cache
-def _postgres_problem() -> str | None:
-    try:
-        asyncio.run(_admin("SELECT 1"))
-    except Exception as error:  # noqa: BLE001 - any failure means "not reachable"
-        return f"PostgreSQL not reachable at {POSTGRES_ADMIN_URL}: {type(error).__name__}: {error}"
-    return None
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def empty_url(request, tmp_path):
-    """A database with nothing in it: a new SQLite file, or a new PostgreSQL database."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'empty.db'}"
-        return
-    if problem := _postgres_problem():
-        if os.environ.get("CI"):
-            pytest.fail(problem)
-        pytest.skip(problem)
-    name = f"binocular_cli_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
-    yield make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture

@@ -6,19 +6,15 @@ Each test gets a database of its own (a new SQLite file, a new PostgreSQL databa
 
 import asyncio
 import copy
-import functools
 import json
 import os
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
-import asyncpg
 import pytest
 import sqlalchemy as sa
 import yaml
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
@@ -28,9 +24,6 @@ from app.models import Division, Queue, QueueMember, User, metadata
 from app.models.enums import Presence
 
 BINOCULAR = Path(sys.executable).parent / "binocular"
-POSTGRES_ADMIN_URL = os.environ.get(
-    "BINOCULAR_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
 
 # The example of the contract.
 CONTRACT_EXAMPLE = {
@@ -80,37 +73,9 @@ CONTRACT_EXAMPLE_LOADED = {
 # --- databases of our own, and the command --------------------------------------------------
 
 
-async def _admin(statement: str) -> None:
-    connection = await asyncpg.connect(POSTGRES_ADMIN_URL, timeout=5)
-    try:
-        await connection.execute(statement)
-    finally:
-        await connection.close()
-
-
-@functools.cache
-def _postgres_problem() -> str | None:
-    try:
-        asyncio.run(_admin("SELECT 1"))
-    except Exception as error:  # noqa: BLE001 - any failure means "not reachable"
-        return f"PostgreSQL not reachable at {POSTGRES_ADMIN_URL}: {type(error).__name__}: {error}"
-    return None
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request, tmp_path):
-    """An empty database: a new SQLite file, or a new PostgreSQL database."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'directory.db'}"
-        return
-    if problem := _postgres_problem():
-        if os.environ.get("CI"):
-            pytest.fail(problem)
-        pytest.skip(problem)
-    name = f"binocular_directory_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
-    yield make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+@pytest.fixture
+def url(empty_url) -> str:
+    return empty_url
 
 
 def write(directory: Path, name: str, content: dict | str) -> str:

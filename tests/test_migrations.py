@@ -6,17 +6,13 @@ sync tests and fixtures.
 """
 
 import asyncio
-import functools
-import os
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import asyncpg
 import pytest
 import sqlalchemy as sa
 from alembic.script import ScriptDirectory
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
@@ -42,46 +38,10 @@ from app.models.enums import (
     Presence,
 )
 
-POSTGRES_ADMIN_URL = os.environ.get(
-    "BINOCULAR_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
 APP_TABLES = set(metadata.tables)
 
 
 # --- an empty database per test -------------------------------------------------------------
-
-
-async def _admin(statement: str) -> None:
-    connection = await asyncpg.connect(POSTGRES_ADMIN_URL, timeout=5)
-    try:
-        await connection.execute(statement)
-    finally:
-        await connection.close()
-
-
-@functools.cache
-def _postgres_problem() -> str | None:
-    try:
-        asyncio.run(_admin("SELECT 1"))
-    except Exception as error:  # noqa: BLE001 - any failure means "not reachable"
-        return f"PostgreSQL not reachable at {POSTGRES_ADMIN_URL}: {type(error).__name__}: {error}"
-    return None
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def empty_url(request, tmp_path):
-    """A database with nothing in it: a new SQLite file, or a new PostgreSQL database."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'empty.db'}"
-        return
-    if problem := _postgres_problem():
-        if os.environ.get("CI"):
-            pytest.fail(problem)
-        pytest.skip(problem)
-    name = f"binocular_migrations_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
-    yield make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture
