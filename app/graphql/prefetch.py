@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from strawberry.dataloader import DataLoader
+from strawberry.types.nodes import SelectedField
 
 MISSING = object()
 
@@ -36,20 +37,44 @@ async def _later(loader: DataLoader, key: Any, convert: Callable[[Any], Any]) ->
     return convert(await loader.load(key))
 
 
-async def prefetch_interactions(loaders, rows: Iterable) -> None:
-    """Prime the loaders with what an interaction list's items read: participants,
-    sessions, their users, queues and divisions. Five statements, whatever the length."""
+def selected_names(info) -> frozenset[str]:
+    """Every field name in the query below this field (fragments included)."""
+    names: set[str] = set()
+    pending = list(info.selected_fields)
+    while pending:
+        selection = pending.pop()
+        if isinstance(selection, SelectedField):
+            names.add(selection.name)
+        pending.extend(selection.selections)
+    return frozenset(names)
+
+
+# What each field of an interaction (or below it) needs loaded.
+_NEEDS_PARTICIPANTS = {"participants", "agents", "monitorability"}
+_NEEDS_SESSIONS = {"activeMonitoring", "monitoringSessions", "monitoredBy", "monitorability"}
+_NEEDS_USERS = {"user", "monitor", "agent", "monitorability"}
+_NEEDS_QUEUES = {"queue", "monitorability"}
+
+
+async def prefetch_interactions(loaders, rows: Iterable, wanted: frozenset[str]) -> None:
+    """Prime the loaders with what the items of an interaction list will read, as far as
+    the query (`wanted`: selected_names) asks for it: at most five statements, whatever
+    the length of the list."""
     rows = list(rows)
     if not rows:
         return
     loaders.interaction.prime_many({row.id: row for row in rows})
     ids = [row.id for row in rows]
-    participants = await loaders.participants.load_many(ids)
-    sessions = await loaders.sessions.load_many(ids)
-    user_ids = {p.user_id for group in participants for p in group if p.user_id is not None}
-    user_ids |= {s.monitor_id for group in sessions for s in group}
-    user_ids |= {s.agent_id for group in sessions for s in group}
-    users = await loaders.user.load_many(sorted(user_ids))
-    queues = await loaders.queue.load_many(sorted({row.queue_id for row in rows}))
-    division_ids = {u.division_id for u in users if u} | {q.division_id for q in queues if q}
-    await loaders.division.load_many(sorted(division_ids))
+    participants = await loaders.participants.load_many(ids) if wanted & _NEEDS_PARTICIPANTS else []
+    sessions = await loaders.sessions.load_many(ids) if wanted & _NEEDS_SESSIONS else []
+    users, queues = [], []
+    if wanted & _NEEDS_USERS:
+        user_ids = {p.user_id for group in participants for p in group if p.user_id is not None}
+        user_ids |= {s.monitor_id for group in sessions for s in group}
+        user_ids |= {s.agent_id for group in sessions for s in group}
+        users = await loaders.user.load_many(sorted(user_ids))
+    if wanted & _NEEDS_QUEUES:
+        queues = await loaders.queue.load_many(sorted({row.queue_id for row in rows}))
+    if "division" in wanted:
+        division_ids = {u.division_id for u in users if u} | {q.division_id for q in queues if q}
+        await loaders.division.load_many(sorted(division_ids))

@@ -10,7 +10,7 @@ from app import models
 from app.graphql.enums import InteractionState, MediaType
 from app.graphql.errors import bad_user_input
 from app.graphql.ids import decode_cursor, decode_id, decode_node_id, encode_cursor
-from app.graphql.prefetch import prefetch_interactions
+from app.graphql.prefetch import prefetch_interactions, selected_names
 from app.graphql.types import (
     Division,
     Info,
@@ -236,8 +236,9 @@ class Query:
             .where(M.queue_id == queue.id, U.presence == Presence.ON_QUEUE)
             .order_by(U.name, U.id),
         )
-        await prefetch_interactions(info.context.loaders, in_progress)
-        if agents:
+        wanted = selected_names(info)
+        await prefetch_interactions(info.context.loaders, in_progress, wanted)
+        if agents and "interactions" in wanted:
             await info.context.loaders.agent_interactions.load_many([u.id for u in agents])
         return QueueActivity(
             queue=Queue.of(queue),
@@ -273,7 +274,7 @@ class Query:
                 sa.or_(I.started_at < started_at, sa.and_(I.started_at == started_at, I.id < pk))
             )
         rows = await _rows(info, page.limit(size + 1))
-        await prefetch_interactions(info.context.loaders, rows[:size])
+        await prefetch_interactions(info.context.loaders, rows[:size], selected_names(info))
         edges = [
             InteractionEdge(
                 cursor=encode_cursor("interaction", r.started_at.isoformat(), r.id),
@@ -322,7 +323,7 @@ class Query:
         )
         loaders = info.context.loaders
         watched = await loaders.interaction.load_many([s.interaction_id for s in monitored])
-        await prefetch_interactions(loaders, [*handled, *watched])
+        await prefetch_interactions(loaders, [*handled, *watched], selected_names(info))
         entries = {
             row.id: PanelEntry(interaction=Interaction.of(row), monitoring=False, session=None)
             for row in handled
