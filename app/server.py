@@ -10,12 +10,14 @@ from contextlib import asynccontextmanager
 import orjson
 import sqlalchemy as sa
 import uvicorn
+from cross_web import HTTPException
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.fastapi import GraphQLRouter
+from strawberry.http.parse_content_type import parse_content_type
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from app import ide
@@ -49,6 +51,26 @@ class _Router(GraphQLResponseJson, GraphQLRouter):
         if ide.built():
             return HTMLResponse(ide.page())
         return await super().render_graphql_ide(request)
+
+    def decode_json(self, data: str | bytes) -> object:
+        """Text that is not UTF-8, or JSON nested deeper than Python decodes, is invalid JSON
+        like any other: 400 (Strawberry only catches JSONDecodeError, the rest made a 500)."""
+        try:
+            return super().decode_json(data)
+        except (UnicodeDecodeError, RecursionError) as error:
+            raise HTTPException(400, "Unable to parse request body as JSON") from error
+
+    async def parse_http_body(self, request):
+        """A JSON body must be an operation (an object; a list is a batch, refused later):
+        Strawberry calls .get() on whatever it decoded, and null, 5 or "x" made a 500."""
+        content_type, _ = parse_content_type(request.content_type or "")
+        if (
+            request.method == "POST"
+            and "application/json" in content_type
+            and not isinstance(self.parse_json(await request.get_body()), dict | list)
+        ):
+            raise HTTPException(400, "The request body must be a JSON object.")
+        return await super().parse_http_body(request)
 
     async def on_ws_connect(self, context: Context):
         """A WebSocket needs a valid token in its connection_init payload, else 4403."""

@@ -13,7 +13,13 @@ from app.graphql.errors import bad_user_input
 NODE_TYPES = frozenset(
     {"Division", "User", "Queue", "Interaction", "Participant", "MonitoringSession"}
 )
-_MAX_PK = 2**63 - 1
+# Row ids are INTEGER columns: 32 bits on PostgreSQL, which refuses a larger parameter.
+MAX_ROW_ID = 2**31 - 1
+_MAX_INT64 = 2**63 - 1
+
+
+class RowId(int):
+    """In `decode_cursor`'s types: a row id, where `int` is any non-negative 64-bit number."""
 
 
 def _b64encode(text: str) -> str:
@@ -37,7 +43,7 @@ def decode_node_id(value: str) -> tuple[str, int]:
     type_name, _, number = (text or "").partition(":")
     if type_name in NODE_TYPES and number.isdigit() and encode_id(type_name, int(number)) == value:
         pk = int(number)
-        if 0 < pk <= _MAX_PK:
+        if 0 < pk <= MAX_ROW_ID:
             return type_name, pk
     raise bad_user_input(f"{value!r} is not a valid id.")
 
@@ -53,8 +59,13 @@ def encode_cursor(kind: str, *values: object) -> str:
 
 
 def _fits(value: object, expected: type) -> bool:
+    if expected is RowId:
+        return type(value) is int and 0 <= value <= MAX_ROW_ID
     if expected is int:
-        return type(value) is int and 0 <= value <= _MAX_PK
+        return type(value) is int and 0 <= value <= _MAX_INT64
+    if expected is str:
+        # PostgreSQL text cannot hold NUL: no cursor of ours has one.
+        return type(value) is str and "\x00" not in value
     return type(value) is expected
 
 

@@ -9,7 +9,7 @@ import strawberry
 from app import models
 from app.graphql.enums import InteractionState, MediaType
 from app.graphql.errors import bad_user_input
-from app.graphql.ids import decode_cursor, decode_id, decode_node_id, encode_cursor
+from app.graphql.ids import RowId, decode_cursor, decode_id, decode_node_id, encode_cursor
 from app.graphql.prefetch import prefetch_interactions, selected_names
 from app.graphql.types import (
     Division,
@@ -73,16 +73,21 @@ def _page_size(first: int | None) -> int:
     return first
 
 
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+def _utc(value: datetime, name: str) -> datetime:
+    """In UTC (assumed where no offset is given); BAD_USER_INPUT where that leaves the years
+    1 to 9999 (0001-01-01T00:00:00+05:00 is in the year 0 in UTC)."""
+    try:
+        return (value.replace(tzinfo=UTC) if value.tzinfo is None else value).astimezone(UTC)
+    except OverflowError:
+        raise bad_user_input(f"{name} is out of range: {value.isoformat()}.") from None
 
 
 def _cursor_time(text: str) -> datetime | None:
     try:
         value = datetime.fromisoformat(text)
-    except ValueError:
+        return value.astimezone(UTC) if value.tzinfo is not None else None
+    except (ValueError, OverflowError):
         return None
-    return value if value.tzinfo is not None else None
 
 
 def _ids_of(values: list[strawberry.ID], type_name: str) -> list[int]:
@@ -112,9 +117,9 @@ def _filter_conditions(filter: InteractionFilter | None) -> list:
     if filter.states is not None:
         conditions.append(I.state.in_(filter.states))
     if filter.started_after is not None:
-        conditions.append(I.started_at >= _utc(filter.started_after))
+        conditions.append(I.started_at >= _utc(filter.started_after, "startedAfter"))
     if filter.started_before is not None:
-        conditions.append(I.started_at < _utc(filter.started_before))
+        conditions.append(I.started_at < _utc(filter.started_before, "startedBefore"))
     return conditions
 
 
@@ -194,7 +199,7 @@ class Query:
         visible = queue_visible(viewer)
         page = sa.select(Q.__table__).where(visible).order_by(Q.name, Q.id).limit(size + 1)
         if after is not None:
-            name, pk = decode_cursor(after, "queue", str, int)
+            name, pk = decode_cursor(after, "queue", str, RowId)
             page = page.where(sa.tuple_(Q.name, Q.id) > sa.tuple_(name, pk))
         rows = await _rows(info, page)
         edges = [
@@ -266,7 +271,7 @@ class Query:
         conditions = [interaction_visible(viewer), *_filter_conditions(filter)]
         page = sa.select(I.__table__).where(*conditions).order_by(I.started_at.desc(), I.id.desc())
         if after is not None:
-            started, pk = decode_cursor(after, "interaction", str, int)
+            started, pk = decode_cursor(after, "interaction", str, RowId)
             started_at = _cursor_time(started)
             if started_at is None:
                 raise bad_user_input(f"{after!r} is not a valid cursor.")

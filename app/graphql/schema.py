@@ -3,7 +3,15 @@
 from collections.abc import Iterator
 
 import strawberry
-from graphql import ExecutionResult, GraphQLError
+from graphql import (
+    DocumentNode,
+    ExecutionResult,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    OperationDefinitionNode,
+)
 from starlette.websockets import WebSocket
 from strawberry.extensions import (
     MaxAliasesLimiter,
@@ -40,6 +48,71 @@ class _ParserCache(ParserCache):
 MAX_DEPTH = 12
 MAX_TOKENS = 1000
 MAX_ALIASES = 30
+MAX_SELECTIONS = 10_000  # fields once fragments are expanded
+
+
+def expanded_selections(document: DocumentNode) -> int:
+    """How many fields the operations select once fragments are expanded, each fragment
+    counted once and reused: fragments that spread the previous one twice, 30 deep, count
+    2**30 in 30 steps. A spread in a cycle counts 0 (validation refuses cycles)."""
+    fragments = {
+        d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+    }
+    sizes: dict[str, int] = {}
+
+    def selections(selection_set, visiting: frozenset) -> int:
+        total = 0
+        for selection in selection_set.selections if selection_set else ():
+            if isinstance(selection, FragmentSpreadNode):
+                total += fragment(selection.name.value, visiting)
+            else:
+                total += isinstance(selection, FieldNode) + selections(
+                    selection.selection_set, visiting
+                )
+        return total
+
+    def fragment(name: str, visiting: frozenset) -> int:
+        if name not in sizes:
+            if name in visiting or name not in fragments:
+                return 0
+            sizes[name] = selections(fragments[name].selection_set, visiting | {name})
+        return sizes[name]
+
+    return sum(
+        selections(d.selection_set, frozenset())
+        for d in document.definitions
+        if isinstance(d, OperationDefinitionNode)
+    )
+
+
+class _SelectionLimiter(SchemaExtension):
+    """Refuses a document whose fragments expand to more than MAX_SELECTIONS fields, before
+    validation: Strawberry's depth and alias limiters walk every expansion, and a fragment
+    bomb of a few hundred tokens held the event loop for minutes. Placed after
+    ValidationCache: it empties the rules at the end of parsing, so that validation is a
+    no-op, and puts its refusal in once validation has run."""
+
+    def __init__(self) -> None:
+        self.refusal: GraphQLError | None = None
+
+    def on_parse(self) -> Iterator[None]:
+        yield
+        context = self.execution_context
+        if context.graphql_document is None:
+            return
+        count = expanded_selections(context.graphql_document)
+        if count > MAX_SELECTIONS:
+            self.refusal = GraphQLError(
+                f"The operation selects {count} fields once its fragments are expanded; "
+                f"at most {MAX_SELECTIONS} are allowed.",
+                extensions={"code": "GRAPHQL_VALIDATION_FAILED"},
+            )
+            context.validation_rules = ()
+
+    def on_validate(self) -> Iterator[None]:
+        if self.refusal is not None:
+            self.execution_context.pre_execution_errors = [self.refusal]
+        yield
 
 
 class _SubscriptionsOverWebSocket(SchemaExtension):
@@ -93,6 +166,7 @@ schema = _Schema(
         lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
         lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
         lambda: ValidationCache(maxsize=1024),
+        _SelectionLimiter,
     ],
 )
 

@@ -39,6 +39,9 @@ def _require_text(value: str, field: str) -> str:
         raise IntegrationError(f"{field} must not be empty.", ("input", field))
     if len(value) > MAX_TEXT:
         raise IntegrationError(f"{field} is longer than {MAX_TEXT} characters.", ("input", field))
+    if "\x00" in value:
+        # PostgreSQL text cannot hold NUL; refused on SQLite too, for one behaviour.
+        raise IntegrationError(f"{field} must not contain NUL characters.", ("input", field))
     return value
 
 
