@@ -31,27 +31,45 @@ async def record_event(
     occurred_at: datetime,
 ) -> int:
     """Append one event; call it last in the transaction, to hold the counter lock briefly."""
-    position = (
-        await session.exec(
-            sa.update(EventCounter)
-            .where(EventCounter.id == 1)
-            .values(position=EventCounter.position + 1)
-            .returning(EventCounter.position)
-        )
-    ).scalar_one()
-    session.add(
-        MonitoringEvent(
-            position=position,
-            kind=kind,
-            occurred_at=occurred_at,
-            session_id=monitoring.id,
-            interaction_id=monitoring.interaction_id,
-            queue_id=queue_id,
-            monitor_id=monitoring.monitor_id,
-        )
+    E = MonitoringEvent.__table__
+    take_position = (
+        sa.update(EventCounter)
+        .where(EventCounter.id == 1)
+        .values(position=EventCounter.position + 1)
+        .returning(EventCounter.position.label("position"))
     )
+    values = {
+        "kind": kind,
+        "occurred_at": occurred_at,
+        "session_id": monitoring.id,
+        "interaction_id": monitoring.interaction_id,
+        "queue_id": queue_id,
+        "monitor_id": monitoring.monitor_id,
+    }
     if session.bind.dialect.name == "postgresql":
-        # Delivered to listeners only when (and if) this transaction commits.
-        await session.exec(sa.select(sa.func.pg_notify(NOTIFY_CHANNEL, str(position))))
+        # One statement: take the position, append and notify, so that the counter's lock
+        # is held for one round trip and the commit. NOTIFY reaches listeners only when
+        # (and if) this transaction commits.
+        taken = take_position.cte("taken")
+        appended = (
+            sa.insert(E)
+            .from_select(
+                ["position", *values],
+                sa.select(
+                    taken.c.position,
+                    *(sa.literal(value, E.c[name].type) for name, value in values.items()),
+                ),
+            )
+            .returning(E.c.position)
+            .cte("appended")
+        )
+        statement = sa.select(
+            appended.c.position,
+            sa.func.pg_notify(NOTIFY_CHANNEL, sa.cast(appended.c.position, sa.Text)),
+        )
+        position = (await session.exec(statement)).first()[0]
+    else:  # SQLite: no data-modifying CTE, and BEGIN IMMEDIATE serializes writers anyway
+        position = (await session.exec(take_position)).scalar_one()
+        await session.exec(sa.insert(E).values(position=position, **values))
     session.info.setdefault(RECORDED, []).append((kind, monitoring.end_reason))
     return position
