@@ -14,12 +14,13 @@ from graphql import (
 )
 from starlette.websockets import WebSocket
 from strawberry.extensions import (
-    MaxAliasesLimiter,
+    AddValidationRules,
     MaxTokensLimiter,
     ParserCache,
-    QueryDepthLimiter,
     SchemaExtension,
     ValidationCache,
+    max_aliases,
+    query_depth_limiter,
 )
 from strawberry.types.graphql import OperationType
 
@@ -144,6 +145,14 @@ class _Schema(strawberry.Schema):
         their request id, and nothing else is logged."""
 
 
+# The depth and alias rules, created once: Strawberry's limiter extensions create a new rule
+# class per instance, that is per request, so the validation cache (keyed by the rules)
+# missed every time and every request was validated again.
+_LIMIT_RULES = (
+    query_depth_limiter.create_validator(MAX_DEPTH, None, None),
+    max_aliases.create_validator(MAX_ALIASES),
+)
+
 schema = _Schema(
     query=Query,
     mutation=Mutation,
@@ -163,8 +172,7 @@ schema = _Schema(
         _SubscriptionsOverWebSocket,
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
         lambda: _ParserCache(maxsize=1024),
-        lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
-        lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+        lambda: AddValidationRules(_LIMIT_RULES),
         lambda: ValidationCache(maxsize=1024),
         _SelectionLimiter,
     ],
