@@ -200,6 +200,28 @@ QUICK_SIZES = [
 ]
 
 
+def prepare(description: str):
+    """The options every throughput script takes (--seconds, --rounds, --no-generate,
+    --quick); creates and fills the benchmark database unless --no-generate."""
+    import argparse
+
+    import generate
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--no-generate", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="tiny data, one short round")
+    arguments = parser.parse_args()
+    if arguments.quick:
+        arguments.seconds, arguments.rounds = 1, 1
+    ensure_database(POSTGRES)
+    if not arguments.no_generate:
+        sizes = generate.sizes_parser().parse_args(QUICK_SIZES if arguments.quick else [])
+        generate.generate(POSTGRES, sizes)
+    return arguments
+
+
 def ensure_database(url: str) -> None:
     """Create the benchmark database when it does not exist."""
     import asyncio

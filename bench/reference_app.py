@@ -38,8 +38,12 @@ def create() -> FastAPI:
         user = await viewer_of(authorization)
         if user is None:
             return JSONResponse({"errors": [{"message": "unauthenticated"}]}, 401)
-        return {"data": {"viewer": _user(user) | {"key": user.key, "roles": user.roles,
-                                                   "presence": user.presence.value}}}
+        return {
+            "data": {
+                "viewer": _user(user)
+                | {"key": user.key, "roles": user.roles, "presence": user.presence.value}
+            }
+        }
 
     @app.post("/interaction")
     async def interaction(request: Request, authorization: str | None = Header(None)):
@@ -48,33 +52,86 @@ def create() -> FastAPI:
             return JSONResponse({"errors": [{"message": "unauthenticated"}]}, 401)
         pk = decode_id((await request.json())["variables"]["id"], "Interaction")
         async with db.read() as session:
-            visible = (await session.exec(sa.select(Interaction.id).where(
-                Interaction.id == pk, interaction_visible(user)))).first()
+            visible = (
+                await session.exec(
+                    sa.select(Interaction.id).where(Interaction.id == pk, interaction_visible(user))
+                )
+            ).first()
             if visible is None:
                 return {"data": {"interaction": None}}
-            row = (await session.exec(sa.select(Interaction).where(Interaction.id == pk))).scalars().one()
-            participants = (await session.exec(
-                sa.select(Participant).where(Participant.interaction_id == pk)
-                .order_by(Participant.connected_at, Participant.id))).scalars().all()
-            sessions = (await session.exec(
-                sa.select(MonitoringSession).where(MonitoringSession.interaction_id == pk)
-                .order_by(MonitoringSession.started_at, MonitoringSession.id))).scalars().all()
-            user_ids = {p.user_id for p in participants if p.user_id} | {
-                s.monitor_id for s in sessions} | {s.agent_id for s in sessions}
-            users = {u.id: u for u in (await session.exec(
-                sa.select(User).where(User.id.in_(user_ids)))).scalars()} if user_ids else {}
-        return {"data": {"interaction": {
-            "id": encode_id("Interaction", row.id), "state": row.state.value,
-            "mediaType": row.media_type.value, "startedAt": row.started_at.isoformat(),
-            "participants": [{
-                "id": encode_id("Participant", p.id), "purpose": p.purpose.value,
-                "state": p.state.value, "name": p.name, "connectedAt": p.connected_at.isoformat(),
-                "user": _user(users[p.user_id]) if p.user_id else None} for p in participants],
-            "monitoringSessions": [{
-                "id": encode_id("MonitoringSession", s.id), "state": s.state.value,
-                "startedAt": s.started_at.isoformat(), "monitor": _user(users[s.monitor_id]),
-                "agent": _user(users[s.agent_id])} for s in sessions],
-        }}}
+            row = (
+                (await session.exec(sa.select(Interaction).where(Interaction.id == pk)))
+                .scalars()
+                .one()
+            )
+            participants = (
+                (
+                    await session.exec(
+                        sa.select(Participant)
+                        .where(Participant.interaction_id == pk)
+                        .order_by(Participant.connected_at, Participant.id)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            sessions = (
+                (
+                    await session.exec(
+                        sa.select(MonitoringSession)
+                        .where(MonitoringSession.interaction_id == pk)
+                        .order_by(MonitoringSession.started_at, MonitoringSession.id)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            user_ids = (
+                {p.user_id for p in participants if p.user_id}
+                | {s.monitor_id for s in sessions}
+                | {s.agent_id for s in sessions}
+            )
+            users = (
+                {
+                    u.id: u
+                    for u in (
+                        await session.exec(sa.select(User).where(User.id.in_(user_ids)))
+                    ).scalars()
+                }
+                if user_ids
+                else {}
+            )
+        return {
+            "data": {
+                "interaction": {
+                    "id": encode_id("Interaction", row.id),
+                    "state": row.state.value,
+                    "mediaType": row.media_type.value,
+                    "startedAt": row.started_at.isoformat(),
+                    "participants": [
+                        {
+                            "id": encode_id("Participant", p.id),
+                            "purpose": p.purpose.value,
+                            "state": p.state.value,
+                            "name": p.name,
+                            "connectedAt": p.connected_at.isoformat(),
+                            "user": _user(users[p.user_id]) if p.user_id else None,
+                        }
+                        for p in participants
+                    ],
+                    "monitoringSessions": [
+                        {
+                            "id": encode_id("MonitoringSession", s.id),
+                            "state": s.state.value,
+                            "startedAt": s.started_at.isoformat(),
+                            "monitor": _user(users[s.monitor_id]),
+                            "agent": _user(users[s.agent_id]),
+                        }
+                        for s in sessions
+                    ],
+                }
+            }
+        }
 
     return app
 
