@@ -7,9 +7,11 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
+import websockets
 from gql import Client
 from gql.transport.websockets import WebsocketsTransport
 
@@ -87,3 +89,27 @@ def ws_client(server: ServeProcess, token: str | None) -> Client:
         subprotocols=[WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL],
     )
     return Client(transport=transport)
+
+
+@asynccontextmanager
+async def raw_subscriber(ws_url: str, token: str, origin: str | None = None):
+    """A graphql-transport-ws connection, acknowledged and subscribed (id "1") to every
+    monitoring event, spoken message by message with no client library."""
+    async with websockets.connect(
+        ws_url, origin=origin, subprotocols=["graphql-transport-ws"]
+    ) as ws:
+        await ws.send(
+            json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}})
+        )
+        ack = json.loads(await ws.recv())
+        assert ack["type"] == "connection_ack", ack
+        await ws.send(
+            json.dumps(
+                {
+                    "id": "1",
+                    "type": "subscribe",
+                    "payload": {"query": "subscription { monitoringSessionChanged { cursor } }"},
+                }
+            )
+        )
+        yield ws

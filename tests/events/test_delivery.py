@@ -9,12 +9,9 @@ import pytest
 import uvicorn
 import websockets
 
-from app.events.log import record_event
-from app.models.columns import utcnow
-from app.models.enums import MonitoringEventKind
-from tests.events.test_log import monitoring_queue, new_session
+from tests.events.test_log import new_session, record_started
 from tests.events.test_subscription import Subscriber
-from tests.servers import free_port
+from tests.servers import free_port, raw_subscriber
 
 
 @pytest.fixture
@@ -67,40 +64,14 @@ async def test_a_subscriber_too_slow_to_keep_up_is_closed_with_4008(served, api,
     broker = served.app.state.broker
     limit, broker._queue_limit = broker._queue_limit, 2
     try:
-        async with websockets.connect(served.ws_url, subprotocols=["graphql-transport-ws"]) as ws:
-            await ws.send(
-                json.dumps(
-                    {
-                        "type": "connection_init",
-                        "payload": {"Authorization": f"Bearer {api.token('ann')}"},
-                    }
-                )
-            )
-            assert json.loads(await ws.recv())["type"] == "connection_ack"
-            await ws.send(
-                json.dumps(
-                    {
-                        "id": "1",
-                        "type": "subscribe",
-                        "payload": {
-                            "query": "subscription { monitoringSessionChanged { cursor } }"
-                        },
-                    }
-                )
-            )
+        async with raw_subscriber(served.ws_url, api.token("ann")) as ws:
             await wait_until(lambda: broker.subscriber_count >= 1)
             # Five events committed at once reach the reader in one batch: more than the
             # subscriber may hold.
             async with db.transaction() as session:
                 for n in range(5):
                     monitoring = await new_session(session, api.ids, 300 + n)
-                    await record_event(
-                        session,
-                        MonitoringEventKind.STARTED,
-                        monitoring,
-                        monitoring_queue(api.ids),
-                        utcnow(),
-                    )
+                    await record_started(session, monitoring, api.ids)
             with pytest.raises(websockets.exceptions.ConnectionClosed) as closed:
                 while True:
                     await asyncio.wait_for(ws.recv(), 10)

@@ -100,25 +100,13 @@ async def test_transactions_committing_out_of_id_order_are_read_without_a_gap(
             monitoring = await new_session(session, directory, 1)
             t1_ready.set()
             await t1_may_commit.wait()
-            await record_event(
-                session,
-                MonitoringEventKind.STARTED,
-                monitoring,
-                monitoring_queue(directory),
-                utcnow(),
-            )
+            await record_started(session, monitoring, directory)
         return monitoring.id
 
     async def t2():
         async with db.transaction() as session:
             monitoring = await new_session(session, directory, 2)
-            await record_event(
-                session,
-                MonitoringEventKind.STARTED,
-                monitoring,
-                monitoring_queue(directory),
-                utcnow(),
-            )
+            await record_started(session, monitoring, directory)
         return monitoring.id
 
     first = asyncio.create_task(t1())
@@ -144,13 +132,7 @@ async def test_an_appender_waits_for_the_one_before_it_to_commit(db, directory, 
     async def append(n, appended=None, may_commit=None):
         async with db.transaction() as session:
             monitoring = await new_session(session, directory, n)
-            position = await record_event(
-                session,
-                MonitoringEventKind.STARTED,
-                monitoring,
-                monitoring_queue(directory),
-                utcnow(),
-            )
+            position = await record_started(session, monitoring, directory)
             if appended:
                 appended.set()
                 await may_commit.wait()
@@ -164,6 +146,12 @@ async def test_an_appender_waits_for_the_one_before_it_to_commit(db, directory, 
     assert await visible_positions(db, start) == []
     first_may_commit.set()
     assert (await first, await second) == (start + 1, start + 2)
+
+
+async def record_started(session, monitoring, directory) -> int:
+    return await record_event(
+        session, MonitoringEventKind.STARTED, monitoring, monitoring_queue(directory), utcnow()
+    )
 
 
 def monitoring_queue(directory) -> int:
@@ -180,13 +168,7 @@ async def test_a_slow_subscriber_overflows_and_is_told_so(db, directory):
         for n in range(5):
             async with db.transaction() as session:
                 monitoring = await new_session(session, directory, 100 + n)
-                await record_event(
-                    session,
-                    MonitoringEventKind.STARTED,
-                    monitoring,
-                    monitoring_queue(directory),
-                    utcnow(),
-                )
+                await record_started(session, monitoring, directory)
         await asyncio.sleep(0.5)
         with pytest.raises(SlowSubscriber):
             await asyncio.wait_for(subscriber.next(), 2)
@@ -203,13 +185,7 @@ async def test_without_any_wake_up_the_periodic_read_delivers(db, directory):
         subscriber, _ = broker.subscribe(lambda event: True)
         async with db.transaction() as session:
             monitoring = await new_session(session, directory, 200)
-            await record_event(
-                session,
-                MonitoringEventKind.STARTED,
-                monitoring,
-                monitoring_queue(directory),
-                utcnow(),
-            )
+            await record_started(session, monitoring, directory)
         event = await asyncio.wait_for(subscriber.next(), 5)
         assert event.session.id == monitoring.id
     finally:
