@@ -29,13 +29,19 @@ DIRECTORY = {
 }
 
 
-def binocular(*args: str, cwd: Path, env: dict[str, str] | None = None,
-              timeout: float = 60) -> subprocess.CompletedProcess:
+def binocular(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess:
     """Run `binocular ARGS` with only the BINOCULAR_* variables given in `env`."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("BINOCULAR_")}
     return subprocess.run(
-        [str(BINOCULAR), *args], cwd=cwd, env={**clean, **(env or {})},
-        check=False, capture_output=True, text=True, timeout=timeout,
+        [str(BINOCULAR), *args],
+        cwd=cwd,
+        env={**clean, **(env or {})},
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -66,7 +72,9 @@ def _tables_and_version(url: str) -> tuple[set[str], list[str]]:
                 tables = await connection.run_sync(lambda c: sa.inspect(c).get_table_names())
                 versions = []
                 if "alembic_version" in tables:
-                    rows = await connection.execute(sa.text("SELECT version_num FROM alembic_version"))
+                    rows = await connection.execute(
+                        sa.text("SELECT version_num FROM alembic_version")
+                    )
                     versions = [row[0] for row in rows]
                 return set(tables), versions
         finally:
@@ -106,8 +114,14 @@ def test_migrate_brings_a_fresh_database_to_head(empty_url, tmp_path):
 
 def test_token_prints_one_line_holding_a_jwt_for_the_user(directory_url, tmp_path):
     before = time.time()
-    result = binocular("token", "ann", "--ttl", "60", cwd=tmp_path,
-                       env={"BINOCULAR_DATABASE_URL": directory_url, "BINOCULAR_JWT_SECRET": SECRET})
+    result = binocular(
+        "token",
+        "ann",
+        "--ttl",
+        "60",
+        cwd=tmp_path,
+        env={"BINOCULAR_DATABASE_URL": directory_url, "BINOCULAR_JWT_SECRET": SECRET},
+    )
     after = time.time()
     assert result.returncode == 0, result.stderr
 
@@ -126,16 +140,23 @@ def test_token_prints_one_line_holding_a_jwt_for_the_user(directory_url, tmp_pat
 
 
 def test_token_for_an_unknown_user_fails(directory_url, tmp_path):
-    result = binocular("token", "nobody", "--ttl", "60", cwd=tmp_path,
-                       env={"BINOCULAR_DATABASE_URL": directory_url, "BINOCULAR_JWT_SECRET": SECRET})
+    result = binocular(
+        "token",
+        "nobody",
+        "--ttl",
+        "60",
+        cwd=tmp_path,
+        env={"BINOCULAR_DATABASE_URL": directory_url, "BINOCULAR_JWT_SECRET": SECRET},
+    )
     assert result.returncode != 0
     assert result.stdout == "", "no token may be printed for an unknown user"
     assert "nobody" in result.stderr
 
 
 def test_token_without_jwt_secret_fails(directory_url, tmp_path):
-    result = binocular("token", "ann", "--ttl", "60", cwd=tmp_path,
-                       env={"BINOCULAR_DATABASE_URL": directory_url})
+    result = binocular(
+        "token", "ann", "--ttl", "60", cwd=tmp_path, env={"BINOCULAR_DATABASE_URL": directory_url}
+    )
     assert result.returncode != 0
     assert result.stdout == ""
     assert "BINOCULAR_JWT_SECRET" in result.stderr
@@ -175,8 +196,16 @@ def test_serve_refuses_to_start_without_jwt_secret(tmp_path, secret):
     if secret is not None:
         env["BINOCULAR_JWT_SECRET"] = secret
     try:
-        result = binocular("serve", "--host", "127.0.0.1", "--port", str(_free_port()),
-                           cwd=tmp_path, env=env, timeout=30)
+        result = binocular(
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(_free_port()),
+            cwd=tmp_path,
+            env=env,
+            timeout=30,
+        )
     except subprocess.TimeoutExpired:
         pytest.fail("`binocular serve` started (still running after 30 s) without a JWT secret")
     assert result.returncode != 0

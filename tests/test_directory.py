@@ -30,8 +30,13 @@ CONTRACT_EXAMPLE = {
     "divisions": [{"key": "north", "name": "North"}],
     "users": [
         {"key": "ann", "name": "Ann Lee", "division": "north", "roles": ["SUPERVISOR"]},
-        {"key": "bob", "name": "Bob Ray", "division": "north", "roles": ["AGENT"],
-         "presence": "ON_QUEUE"},
+        {
+            "key": "bob",
+            "name": "Bob Ray",
+            "division": "north",
+            "roles": ["AGENT"],
+            "presence": "ON_QUEUE",
+        },
         {"key": "pbx", "name": "Telephony", "division": "north", "roles": ["INTEGRATION"]},
     ],
     "queues": [{"key": "billing", "name": "Billing", "division": "north", "members": ["bob"]}],
@@ -90,8 +95,12 @@ def load(url: str, tmp_path: Path, file_name: str) -> subprocess.CompletedProces
     clean = {k: v for k, v in os.environ.items() if not k.startswith("BINOCULAR_")}
     return subprocess.run(
         [str(BINOCULAR), "directory", "load", file_name],
-        cwd=tmp_path, env={**clean, "BINOCULAR_DATABASE_URL": url},
-        check=False, capture_output=True, text=True, timeout=60,
+        cwd=tmp_path,
+        env={**clean, "BINOCULAR_DATABASE_URL": url},
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
@@ -133,12 +142,15 @@ def directory_in(url: str) -> dict:
         D, U, Q, M = (m.__table__ for m in (Division, User, Queue, QueueMember))
         try:
             async with engine.connect() as connection:
-                divisions = {k: n for k, n in await connection.execute(sa.select(D.c.key, D.c.name))}
+                divisions = {
+                    k: n for k, n in await connection.execute(sa.select(D.c.key, D.c.name))
+                }
                 users = {
                     key: (name, division, sorted(roles), Presence(presence).value)
                     for key, name, division, roles, presence in await connection.execute(
-                        sa.select(U.c.key, U.c.name, D.c.key, U.c.roles, U.c.presence)
-                        .join(D, D.c.id == U.c.division_id)
+                        sa.select(U.c.key, U.c.name, D.c.key, U.c.roles, U.c.presence).join(
+                            D, D.c.id == U.c.division_id
+                        )
                     )
                 }
                 queues = {
@@ -155,8 +167,12 @@ def directory_in(url: str) -> dict:
                     .order_by(Q.c.key, U.c.key)
                 ):
                     members.setdefault(queue, []).append(user)
-                return {"divisions": divisions, "users": users, "queues": queues,
-                        "members": members}
+                return {
+                    "divisions": divisions,
+                    "users": users,
+                    "queues": queues,
+                    "members": members,
+                }
         finally:
             await engine.dispose()
 
@@ -224,14 +240,27 @@ def test_loading_the_same_file_twice_changes_nothing(url, tmp_path):
 
 
 FIRST_FILE = {
-    "divisions": [{"key": "north", "name": "North"}, {"key": "south", "name": "South"},
-                  {"key": "west", "name": "West"}],
+    "divisions": [
+        {"key": "north", "name": "North"},
+        {"key": "south", "name": "South"},
+        {"key": "west", "name": "West"},
+    ],
     "users": [
         {"key": "ann", "name": "Ann Lee", "division": "north", "roles": ["SUPERVISOR"]},
-        {"key": "bob", "name": "Bob Ray", "division": "north", "roles": ["AGENT"],
-         "presence": "ON_QUEUE"},
-        {"key": "dina", "name": "Dina Moss", "division": "north", "roles": ["AGENT"],
-         "presence": "ON_QUEUE"},
+        {
+            "key": "bob",
+            "name": "Bob Ray",
+            "division": "north",
+            "roles": ["AGENT"],
+            "presence": "ON_QUEUE",
+        },
+        {
+            "key": "dina",
+            "name": "Dina Moss",
+            "division": "north",
+            "roles": ["AGENT"],
+            "presence": "ON_QUEUE",
+        },
         {"key": "pbx", "name": "Telephony", "division": "north", "roles": ["INTEGRATION"]},
     ],
     "queues": [
@@ -243,16 +272,33 @@ FIRST_FILE = {
 SECOND_FILE = {
     "divisions": [{"key": "north", "name": "North Region"}, {"key": "south", "name": "South"}],
     "users": [
-        {"key": "ann", "name": "Ann Lee-Smith", "division": "north",
-         "roles": ["SUPERVISOR", "ADMIN"]},  # no presence: keeps the one she has now
-        {"key": "bob", "name": "Bob Ray", "division": "south",
-         "roles": ["AGENT", "SUPERVISOR"]},  # no presence: stays ON_QUEUE
-        {"key": "dina", "name": "Dina Moss", "division": "north", "roles": ["AGENT"],
-         "presence": "AWAY"},
+        {
+            "key": "ann",
+            "name": "Ann Lee-Smith",
+            "division": "north",
+            "roles": ["SUPERVISOR", "ADMIN"],
+        },  # no presence: keeps the one she has now
+        {
+            "key": "bob",
+            "name": "Bob Ray",
+            "division": "south",
+            "roles": ["AGENT", "SUPERVISOR"],
+        },  # no presence: stays ON_QUEUE
+        {
+            "key": "dina",
+            "name": "Dina Moss",
+            "division": "north",
+            "roles": ["AGENT"],
+            "presence": "AWAY",
+        },
     ],
     "queues": [
-        {"key": "billing", "name": "Billing & Payments", "division": "south",
-         "members": ["dina", "ann"]},
+        {
+            "key": "billing",
+            "name": "Billing & Payments",
+            "division": "south",
+            "members": ["dina", "ann"],
+        },
     ],
 }
 
@@ -302,8 +348,7 @@ def _refused(change) -> dict:
     """The contract example with harmless changes (ann renamed, zoe added), then `change`."""
     data = copy.deepcopy(CONTRACT_EXAMPLE)
     data["users"][0]["name"] = "Ann Changed"
-    data["users"].append({"key": "zoe", "name": "Zoe New", "division": "north",
-                          "roles": ["AGENT"]})
+    data["users"].append({"key": "zoe", "name": "Zoe New", "division": "north", "roles": ["AGENT"]})
     change(data)
     return data
 
@@ -315,6 +360,7 @@ def _set(path: tuple, value):
         for part in parents:
             target = target[part]
         target[last] = value
+
     return change
 
 
@@ -325,12 +371,14 @@ def _delete(path: tuple):
         for part in parents:
             target = target[part]
         del target[last]
+
     return change
 
 
 def _duplicate_bob(data):
-    data["users"].append({"key": "bob", "name": "Bobby Again", "division": "north",
-                          "roles": ["AGENT"]})
+    data["users"].append(
+        {"key": "bob", "name": "Bobby Again", "division": "north", "roles": ["AGENT"]}
+    )
 
 
 MALFORMED_JSON = """\
@@ -356,20 +404,37 @@ users:
 REFUSED = {
     "malformed-json": ("refused.json", MALFORMED_JSON, ["refused.json", "line 5"]),
     "malformed-yaml": ("refused.yaml", MALFORMED_YAML, ["refused.yaml", "line 6"]),
-    "unknown-division": ("refused.json", _refused(_set(("users", 1, "division"), "east")),
-                         ["users[1] (bob)", "east"]),
-    "unknown-role": ("refused.json", _refused(_set(("users", 1, "roles"), ["AGENT", "JANITOR"])),
-                     ["users[1] (bob)", "roles"]),
-    "unknown-presence": ("refused.json", _refused(_set(("users", 1, "presence"), "SLEEPING")),
-                         ["users[1] (bob)", "presence"]),
-    "unknown-member": ("refused.json",
-                       _refused(_set(("queues", 0, "members"), ["bob", "zed"])),
-                       ["queues[0] (billing)", "zed"]),
+    "unknown-division": (
+        "refused.json",
+        _refused(_set(("users", 1, "division"), "east")),
+        ["users[1] (bob)", "east"],
+    ),
+    "unknown-role": (
+        "refused.json",
+        _refused(_set(("users", 1, "roles"), ["AGENT", "JANITOR"])),
+        ["users[1] (bob)", "roles"],
+    ),
+    "unknown-presence": (
+        "refused.json",
+        _refused(_set(("users", 1, "presence"), "SLEEPING")),
+        ["users[1] (bob)", "presence"],
+    ),
+    "unknown-member": (
+        "refused.json",
+        _refused(_set(("queues", 0, "members"), ["bob", "zed"])),
+        ["queues[0] (billing)", "zed"],
+    ),
     "duplicate-key": ("refused.json", _refused(_duplicate_bob), ["users[4] (bob)", "duplicate"]),
-    "missing-name": ("refused.json", _refused(_delete(("users", 1, "name"))),
-                     ["users[1] (bob)", "name"]),
-    "missing-division": ("refused.json", _refused(_delete(("queues", 0, "division"))),
-                         ["queues[0] (billing)", "division"]),
+    "missing-name": (
+        "refused.json",
+        _refused(_delete(("users", 1, "name"))),
+        ["users[1] (bob)", "name"],
+    ),
+    "missing-division": (
+        "refused.json",
+        _refused(_delete(("queues", 0, "division"))),
+        ["queues[0] (billing)", "division"],
+    ),
 }
 
 
@@ -394,4 +459,3 @@ def test_parse_directory_refuses_naming_the_entry(tmp_path, case):
         parse_directory(tmp_path / write(tmp_path, name, content))
     for words in expected:
         assert words in str(refused.value)
-

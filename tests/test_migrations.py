@@ -123,19 +123,30 @@ def test_models_and_migrations_do_not_drift(migrated_url):
 
 PARTIAL_UNIQUE_INDEXES = {
     # name: (table, columns, fragments of the WHERE clause)
-    "uq_monitoring_session_active": ("monitoring_session", ["interaction_id"], ["state", "'ACTIVE'"]),
-    "uq_monitoring_session_sms_once": ("monitoring_session", ["interaction_id"],
-                                       ["media_type", "'SMS'"]),
-    "uq_participant_connected_agent": ("participant", ["interaction_id", "user_id"],
-                                       ["purpose", "'AGENT'", "state", "'CONNECTED'"]),
+    "uq_monitoring_session_active": (
+        "monitoring_session",
+        ["interaction_id"],
+        ["state", "'ACTIVE'"],
+    ),
+    "uq_monitoring_session_sms_once": (
+        "monitoring_session",
+        ["interaction_id"],
+        ["media_type", "'SMS'"],
+    ),
+    "uq_participant_connected_agent": (
+        "participant",
+        ["interaction_id", "user_id"],
+        ["purpose", "'AGENT'", "state", "'CONNECTED'"],
+    ),
 }
 
 
 @pytest.mark.parametrize("index_name", sorted(PARTIAL_UNIQUE_INDEXES))
 def test_partial_unique_index_exists_after_migration(migrated_url, index_name):
     table, columns, where_fragments = PARTIAL_UNIQUE_INDEXES[index_name]
-    indexes = {index["name"]: index for index in _inspect(migrated_url,
-                                                          lambda i: i.get_indexes(table))}
+    indexes = {
+        index["name"]: index for index in _inspect(migrated_url, lambda i: i.get_indexes(table))
+    }
     assert index_name in indexes, f"{index_name} missing on {table}: {sorted(indexes)}"
     index = indexes[index_name]
     assert bool(index["unique"]) is True
@@ -171,24 +182,57 @@ async def _monitorable(engine: AsyncEngine, media_type: MediaType) -> _Monitorab
     tag = uuid.uuid4().hex[:8]
     async with engine.begin() as connection:
         division = await _insert(connection, Division, key=f"div-{tag}", name="North")
-        monitor = await _insert(connection, User, key=f"sup-{tag}", name="Ann Lee",
-                                division_id=division, roles=["SUPERVISOR"],
-                                presence=Presence.AVAILABLE)
-        agent = await _insert(connection, User, key=f"agent-{tag}", name="Bob Ray",
-                              division_id=division, roles=["AGENT"], presence=Presence.ON_QUEUE)
-        queue = await _insert(connection, Queue, key=f"queue-{tag}", name="Billing",
-                              division_id=division)
-        interaction = await _insert(connection, Interaction, external_id=f"ext-{tag}",
-                                    media_type=media_type, direction=Direction.INBOUND,
-                                    state=InteractionState.CONNECTED, queue_id=queue,
-                                    started_at=_now(), version=0)
-        await _insert(connection, Participant, interaction_id=interaction,
-                      purpose=ParticipantPurpose.AGENT, state=ParticipantState.CONNECTED,
-                      user_id=agent, name="Bob Ray", connected_at=_now())
+        monitor = await _insert(
+            connection,
+            User,
+            key=f"sup-{tag}",
+            name="Ann Lee",
+            division_id=division,
+            roles=["SUPERVISOR"],
+            presence=Presence.AVAILABLE,
+        )
+        agent = await _insert(
+            connection,
+            User,
+            key=f"agent-{tag}",
+            name="Bob Ray",
+            division_id=division,
+            roles=["AGENT"],
+            presence=Presence.ON_QUEUE,
+        )
+        queue = await _insert(
+            connection, Queue, key=f"queue-{tag}", name="Billing", division_id=division
+        )
+        interaction = await _insert(
+            connection,
+            Interaction,
+            external_id=f"ext-{tag}",
+            media_type=media_type,
+            direction=Direction.INBOUND,
+            state=InteractionState.CONNECTED,
+            queue_id=queue,
+            started_at=_now(),
+            version=0,
+        )
+        await _insert(
+            connection,
+            Participant,
+            interaction_id=interaction,
+            purpose=ParticipantPurpose.AGENT,
+            state=ParticipantState.CONNECTED,
+            user_id=agent,
+            name="Bob Ray",
+            connected_at=_now(),
+        )
         monitor_participant = await _insert(
-            connection, Participant, interaction_id=interaction,
-            purpose=ParticipantPurpose.MONITOR, state=ParticipantState.CONNECTED,
-            user_id=monitor, name="Ann Lee", connected_at=_now(),
+            connection,
+            Participant,
+            interaction_id=interaction,
+            purpose=ParticipantPurpose.MONITOR,
+            state=ParticipantState.CONNECTED,
+            user_id=monitor,
+            name="Ann Lee",
+            connected_at=_now(),
         )
     return _Monitorable(interaction, media_type, monitor, agent, monitor_participant)
 
@@ -197,11 +241,16 @@ async def _add_session(engine: AsyncEngine, target: _Monitorable, state: Monitor
     ended = state == MonitoringState.ENDED
     async with engine.begin() as connection:
         await _insert(
-            connection, MonitoringSession,
-            interaction_id=target.interaction_id, media_type=target.media_type,
-            monitor_id=target.monitor_id, agent_id=target.agent_id,
-            monitor_participant_id=target.monitor_participant_id, state=state,
-            started_at=_now(), ended_at=_now() if ended else None,
+            connection,
+            MonitoringSession,
+            interaction_id=target.interaction_id,
+            media_type=target.media_type,
+            monitor_id=target.monitor_id,
+            agent_id=target.agent_id,
+            monitor_participant_id=target.monitor_participant_id,
+            state=state,
+            started_at=_now(),
+            ended_at=_now() if ended else None,
             end_reason=MonitoringEndReason.STOPPED if ended else None,
         )
 
@@ -265,22 +314,41 @@ async def test_an_agent_is_connected_at_most_once_to_an_interaction(migrated_url
     engine = _engine(migrated_url)
     try:
         voice = await _monitorable(engine, MediaType.VOICE)  # agent already connected once
-        again = {"interaction_id": voice.interaction_id, "purpose": ParticipantPurpose.AGENT,
-                 "user_id": voice.agent_id, "name": "Bob Ray", "connected_at": _now()}
+        again = {
+            "interaction_id": voice.interaction_id,
+            "purpose": ParticipantPurpose.AGENT,
+            "user_id": voice.agent_id,
+            "name": "Bob Ray",
+            "connected_at": _now(),
+        }
         with pytest.raises(sa.exc.IntegrityError):
             async with engine.begin() as connection:
                 await _insert(connection, Participant, state=ParticipantState.CONNECTED, **again)
         # A disconnected earlier stint does not count.
         async with engine.begin() as connection:
-            await _insert(connection, Participant, state=ParticipantState.DISCONNECTED,
-                          disconnected_at=_now(), **again)
+            await _insert(
+                connection,
+                Participant,
+                state=ParticipantState.DISCONNECTED,
+                disconnected_at=_now(),
+                **again,
+            )
         table = Participant.__table__
         async with engine.connect() as connection:
-            states = (await connection.execute(
-                sa.select(table.c.state).where(table.c.interaction_id == voice.interaction_id,
-                                               table.c.user_id == voice.agent_id)
-                .order_by(table.c.id)
-            )).scalars().all()
+            states = (
+                (
+                    await connection.execute(
+                        sa.select(table.c.state)
+                        .where(
+                            table.c.interaction_id == voice.interaction_id,
+                            table.c.user_id == voice.agent_id,
+                        )
+                        .order_by(table.c.id)
+                    )
+                )
+                .scalars()
+                .all()
+            )
         assert [ParticipantState(s).value for s in states] == ["CONNECTED", "DISCONNECTED"]
     finally:
         await engine.dispose()

@@ -36,8 +36,14 @@ def test_schema_keeps_everything_of_the_contract(repo_root):
 
 def test_contract_check_tool_passes(repo_root):
     tool = repo_root.parent / "shared" / "tools" / "contract-check"
-    result = subprocess.run([sys.executable, str(tool)], cwd=repo_root, check=False,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, str(tool)],
+        cwd=repo_root,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "0 breaking changes" in result.stdout
 
@@ -77,12 +83,12 @@ def test_every_part_of_the_schema_is_described():
 
 def test_the_description_check_finds_what_is_undescribed():
     # The check itself must be able to fail.
-    schema = build_schema('''
+    schema = build_schema("""
         "Described."
         type Query { "Described." a(x: Int): Int  b: E }
         enum E { "Described." ONE TWO }
         input I { f: Int }
-    ''')
+    """)
     assert _undescribed(schema) == [
         "type E",
         "enum value E.TWO",

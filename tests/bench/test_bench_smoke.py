@@ -33,12 +33,21 @@ def tools(postgresql_url):  # PostgreSQL reachable (or skipped/failed as everywh
 @pytest.mark.parametrize("script", sorted(SCRIPTS))
 def test_benchmark_script_runs_on_tiny_data(tools, script, repo_root, tmp_path):
     database = f"binocular_smoke_{script}_{os.getpid()}"
-    env = {**os.environ, "BENCH_RESULTS": str(tmp_path),
-           "BENCH_POSTGRES_URL": f"{POSTGRES_ADMIN_URL.rsplit('/', 1)[0]}/{database}"}
+    env = {
+        **os.environ,
+        "BENCH_RESULTS": str(tmp_path),
+        "BENCH_POSTGRES_URL": f"{POSTGRES_ADMIN_URL.rsplit('/', 1)[0]}/{database}",
+    }
     try:
-        result = subprocess.run([sys.executable, f"{script}.py", "--quick"],
-                                cwd=repo_root / "bench", env=env, capture_output=True,
-                                text=True, timeout=600, check=False)
+        result = subprocess.run(
+            [sys.executable, f"{script}.py", "--quick"],
+            cwd=repo_root / "bench",
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
     finally:
         asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
     assert result.returncode == 0, result.stdout + result.stderr

@@ -73,7 +73,6 @@ async def test_end_to_end_monitoring_session(live_api):
     assert (await live_api.stop("ann", session["id"]))["session"]["endReason"] == "STOPPED"
 
 
-
 async def test_a_subscription_over_http_is_refused_with_a_code(live_api):
     body = await live_api.raw("subscription { monitoringSessionChanged { cursor } }", user="ann")
     assert body["data"] is None
@@ -82,8 +81,9 @@ async def test_a_subscription_over_http_is_refused_with_a_code(live_api):
 
 
 async def test_a_variable_of_the_wrong_type_is_bad_user_input(live_api):
-    body = await live_api.raw("query($f: Int) { interactions(first: $f) { totalCount } }",
-                              {"f": "x"}, user="ann")
+    body = await live_api.raw(
+        "query($f: Int) { interactions(first: $f) { totalCount } }", {"f": "x"}, user="ann"
+    )
     error = body["errors"][0]
     assert error["extensions"]["code"] == "BAD_USER_INPUT"
     assert "$f" in error["message"] and "Internal" not in error["message"]
@@ -96,5 +96,4 @@ async def test_graphql_response_json_is_answered_when_asked(live_api):
     broken = await live_api.client.post("/graphql", json={"query": "{"}, headers=asked)
     assert broken.status_code == 400 and "data" not in broken.json()
     plain = await live_api.client.post("/graphql", json={"query": "{"})
-    assert plain.status_code == 200 and plain.headers["content-type"].startswith(
-        "application/json")
+    assert plain.status_code == 200 and plain.headers["content-type"].startswith("application/json")

@@ -209,12 +209,16 @@ async def test_two_hundred_subscribers_all_receive_an_event(server, live_api, re
 def record_latencies(repo_root, name, subscribers) -> None:
     """Delivery latency, from the event's occurredAt (before commit) to arrival: a figure for
     the record, not an assertion (speed is measured in bench/)."""
-    latencies = sorted(s.arrival_seconds[0] - datetime.fromisoformat(
-        s.events[0]["occurredAt"]).timestamp() for s in subscribers)
-    figures = {"subscribers": len(latencies),
-               "p50_ms": round(1000 * latencies[len(latencies) // 2], 1),
-               "p99_ms": round(1000 * latencies[int(len(latencies) * 0.99) - 1], 1),
-               "max_ms": round(1000 * latencies[-1], 1)}
+    latencies = sorted(
+        s.arrival_seconds[0] - datetime.fromisoformat(s.events[0]["occurredAt"]).timestamp()
+        for s in subscribers
+    )
+    figures = {
+        "subscribers": len(latencies),
+        "p50_ms": round(1000 * latencies[len(latencies) // 2], 1),
+        "p99_ms": round(1000 * latencies[int(len(latencies) * 0.99) - 1], 1),
+        "max_ms": round(1000 * latencies[-1], 1),
+    }
     folder = repo_root / "tests" / "artifacts"
     folder.mkdir(exist_ok=True)
     (folder / f"{name}.json").write_text(json.dumps(figures))

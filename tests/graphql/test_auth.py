@@ -40,13 +40,17 @@ BAD_CREDENTIALS = {
     "expired": lambda: bearer(token({"sub": "ann", "exp": in_seconds(-30)})),
     "expired-beyond-leeway": lambda: bearer(token({"sub": "ann", "exp": in_seconds(-5)})),
     "other-secret": lambda: bearer(
-        token({"sub": "ann", "exp": in_seconds(600)}, secret="another-secret-0123456789abcdef-0123456789")
+        token(
+            {"sub": "ann", "exp": in_seconds(600)},
+            secret="another-secret-0123456789abcdef-0123456789",
+        )
     ),
     "no-exp": lambda: bearer(token({"sub": "ann"})),
     "unknown-sub": lambda: bearer(token({"sub": "nobody", "exp": in_seconds(600)})),
     "no-sub": lambda: bearer(token({"exp": in_seconds(600)})),
-    "alg-none": lambda: bearer(token({"sub": "ann", "exp": in_seconds(600)}, secret="",
-                                     algorithm="none")),
+    "alg-none": lambda: bearer(
+        token({"sub": "ann", "exp": in_seconds(600)}, secret="", algorithm="none")
+    ),
 }
 
 
@@ -96,8 +100,15 @@ def root_operations(ids: dict[str, str]) -> dict[str, tuple[str, dict]]:
                 "mutation($input: CreateInteractionInput!) { createInteraction(input: $input) "
                 "{ interaction { id } errors { message } } }"
             ),
-            {"input": {"externalId": "unauth-1", "mediaType": "VOICE", "direction": "INBOUND",
-                       "queueId": ids["billing"], "customerName": "Casey"}},
+            {
+                "input": {
+                    "externalId": "unauth-1",
+                    "mediaType": "VOICE",
+                    "direction": "INBOUND",
+                    "queueId": ids["billing"],
+                    "customerName": "Casey",
+                }
+            },
         ),
         "connectAgent": (
             (
@@ -137,9 +148,16 @@ def integration_operations(ids: dict[str, str], interaction: str) -> dict[str, t
     operations["connectAgent"][1]["input"] = agent_input
     operations["disconnectAgent"][1]["input"] = dict(agent_input)
     operations["endInteraction"][1]["input"] = {"interactionId": interaction}
-    return {name: operations[name] for name in
-            ("createInteraction", "connectAgent", "disconnectAgent", "endInteraction",
-             "setPresence")}
+    return {
+        name: operations[name]
+        for name in (
+            "createInteraction",
+            "connectAgent",
+            "disconnectAgent",
+            "endInteraction",
+            "setPresence",
+        )
+    }
 
 
 async def post(api, document: str, variables: dict, headers: dict) -> dict:
@@ -171,7 +189,9 @@ async def test_a_valid_token_authenticates_its_subject(api):
 
 async def test_the_bearer_scheme_is_case_insensitive(api):
     headers = {"Authorization": f"bearer {token({'sub': 'bob', 'exp': in_seconds(60)})}"}
-    assert await post(api, "{ viewer { key } }", {}, headers) == {"data": {"viewer": {"key": "bob"}}}
+    assert await post(api, "{ viewer { key } }", {}, headers) == {
+        "data": {"viewer": {"key": "bob"}}
+    }
 
 
 @pytest.mark.parametrize("credentials", list(BAD_CREDENTIALS))
@@ -207,12 +227,12 @@ async def test_unauthenticated_comes_before_checking_arguments(api):
         "queues": ("{ queues(first: 1000) { totalCount } }", {}),
         "interactions": ('{ interactions(first: 1000, after: "garbage") { totalCount } }', {}),
         "startMonitoring": (
-            '''mutation { startMonitoring(input: {interactionId: "garbage"}) { errors { code } } }''',
+            """mutation { startMonitoring(input: {interactionId: "garbage"}) { errors { code } } }""",
             {},
         ),
         "connectAgent": (
-            '''mutation { connectAgent(input: {interactionId: "garbage", agentId: "garbage"})
-                          { errors { message } } }''',
+            """mutation { connectAgent(input: {interactionId: "garbage", agentId: "garbage"})
+                          { errors { message } } }""",
             {},
         ),
     }
@@ -293,20 +313,34 @@ async def test_error_responses_never_leak_internals(api):
         ("{ queues(first: 101) { totalCount } }", {}),
         ("{ interactions(first: -1) { totalCount } }", {}),
         ('{ interactions(after: "garbage") { totalCount } }', {}),
-        ("query($a: String) { interactions(after: $a) { totalCount } }",
-         {"a": encode_cursor("interaction", "not a time", 1)}),
-        ("query($a: String) { interactions(after: $a) { totalCount } }",
-         {"a": encode_cursor("interaction", "2024-05-01T09:00:00+00:00", "x")}),
-        ("query($a: String) { interactions(after: $a) { totalCount } }",
-         {"a": encode_cursor("interaction", "2024-05-01T09:00:00", 1)}),
-        ("query($a: String) { queues(after: $a) { totalCount } }",
-         {"a": encode_cursor("queue", "Billing", "x")}),
-        ("query($a: String) { queues(after: $a) { totalCount } }",
-         {"a": encode_cursor("queue", 7, 1)}),
-        ('query($f: InteractionFilter) { interactions(filter: $f) { totalCount } }',
-         {"f": {"startedAfter": "yesterday"}}),
-        ('mutation { setPresence(input: {userId: "garbage", presence: AWAY}) { errors { message } } }',
-         {}),
+        (
+            "query($a: String) { interactions(after: $a) { totalCount } }",
+            {"a": encode_cursor("interaction", "not a time", 1)},
+        ),
+        (
+            "query($a: String) { interactions(after: $a) { totalCount } }",
+            {"a": encode_cursor("interaction", "2024-05-01T09:00:00+00:00", "x")},
+        ),
+        (
+            "query($a: String) { interactions(after: $a) { totalCount } }",
+            {"a": encode_cursor("interaction", "2024-05-01T09:00:00", 1)},
+        ),
+        (
+            "query($a: String) { queues(after: $a) { totalCount } }",
+            {"a": encode_cursor("queue", "Billing", "x")},
+        ),
+        (
+            "query($a: String) { queues(after: $a) { totalCount } }",
+            {"a": encode_cursor("queue", 7, 1)},
+        ),
+        (
+            "query($f: InteractionFilter) { interactions(filter: $f) { totalCount } }",
+            {"f": {"startedAfter": "yesterday"}},
+        ),
+        (
+            'mutation { setPresence(input: {userId: "garbage", presence: AWAY}) { errors { message } } }',
+            {},
+        ),
     ]
     for document, variables in requests:
         for user in ("ann", "pbx"):

@@ -45,8 +45,13 @@ def error_codes(body: dict) -> list[str | None]:
 
 
 def create_input(api, **overrides) -> dict:
-    values = {"externalId": "call-1", "mediaType": "VOICE", "direction": "INBOUND",
-              "queueId": api.ids["billing"], "customerName": "Casey Customer"}
+    values = {
+        "externalId": "call-1",
+        "mediaType": "VOICE",
+        "direction": "INBOUND",
+        "queueId": api.ids["billing"],
+        "customerName": "Casey Customer",
+    }
     return {**values, **overrides}
 
 
@@ -140,12 +145,20 @@ async def on_queue_agents(api, queue: str, user: str = "root") -> list[str]:
 
 
 async def test_create_interaction_is_waiting_with_a_customer_participant(api):
-    payload = await create(api, externalId="chat-7", mediaType="CHAT", direction="OUTBOUND",
-                           queueId=api.ids["support"], customerName="Chris Client")
+    payload = await create(
+        api,
+        externalId="chat-7",
+        mediaType="CHAT",
+        direction="OUTBOUND",
+        queueId=api.ids["support"],
+        customerName="Chris Client",
+    )
     assert payload["errors"] == []
     created = payload["interaction"]
     assert (created["mediaType"], created["direction"], created["state"]) == (
-        "CHAT", "OUTBOUND", "WAITING"
+        "CHAT",
+        "OUTBOUND",
+        "WAITING",
     )
     assert created["queue"] == {"key": "support"}
     assert created["startedAt"] and created["endedAt"] is None
@@ -157,10 +170,21 @@ async def test_create_interaction_is_waiting_with_a_customer_participant(api):
 
 
 async def test_create_interaction_again_with_the_same_external_id_returns_the_first(api):
-    first = await create(api, externalId="same", mediaType="VOICE",
-                         queueId=api.ids["billing"], customerName="First Caller")
-    again = await create(api, externalId="same", mediaType="SMS", direction="OUTBOUND",
-                         queueId=api.ids["support"], customerName="Someone Else")
+    first = await create(
+        api,
+        externalId="same",
+        mediaType="VOICE",
+        queueId=api.ids["billing"],
+        customerName="First Caller",
+    )
+    again = await create(
+        api,
+        externalId="same",
+        mediaType="SMS",
+        direction="OUTBOUND",
+        queueId=api.ids["support"],
+        customerName="Someone Else",
+    )
     assert again["errors"] == []
     assert again["interaction"] == first["interaction"]
     assert summary(again["interaction"]) == [("CUSTOMER", "First Caller", "CONNECTED")]
@@ -219,8 +243,10 @@ async def test_connect_agent_joins_as_a_connected_agent(api):
     assert payload["errors"] == []
     joined = payload["interaction"]
     assert joined["state"] == "CONNECTED"
-    assert summary(joined) == [("CUSTOMER", "Casey Customer", "CONNECTED"),
-                               ("AGENT", "bob", "CONNECTED")]
+    assert summary(joined) == [
+        ("CUSTOMER", "Casey Customer", "CONNECTED"),
+        ("AGENT", "bob", "CONNECTED"),
+    ]
     agent = joined["participants"][1]
     assert agent["name"] == "Bob Ray"
     assert agent["disconnectedAt"] is None
@@ -298,8 +324,10 @@ async def test_disconnect_the_last_agent_puts_the_interaction_back_to_waiting(ap
     assert payload["errors"] == []
     left = payload["interaction"]
     assert left["state"] == "WAITING"
-    assert summary(left) == [("CUSTOMER", "Casey Customer", "CONNECTED"),
-                             ("AGENT", "bob", "DISCONNECTED")]
+    assert summary(left) == [
+        ("CUSTOMER", "Casey Customer", "CONNECTED"),
+        ("AGENT", "bob", "DISCONNECTED"),
+    ]
     agent = left["participants"][1]
     assert agent["id"] == joined["participants"][1]["id"]
     assert agent["disconnectedAt"] is not None
@@ -361,10 +389,10 @@ async def test_disconnect_an_unknown_agent_or_interaction_is_an_error(api):
     created = (await create(api))["interaction"]
     await connect(api, created["id"], "bob")
     before = await everything(api)
-    one_error(await disconnect(api, created["id"], encode_id("User", 999999)),
-              ["input", "agentId"])
-    one_error(await disconnect(api, encode_id("Interaction", 999999), "bob"),
-              ["input", "interactionId"])
+    one_error(await disconnect(api, created["id"], encode_id("User", 999999)), ["input", "agentId"])
+    one_error(
+        await disconnect(api, encode_id("Interaction", 999999), "bob"), ["input", "interactionId"]
+    )
     assert await everything(api) == before
 
 
@@ -387,7 +415,9 @@ async def test_disconnect_ends_the_session_monitoring_that_agent(api):
     assert found["activeMonitoring"] is None
     [session] = found["monitoringSessions"]
     assert (session["id"], session["state"], session["endReason"]) == (
-        started["session"]["id"], "ENDED", "AGENT_DISCONNECTED"
+        started["session"]["id"],
+        "ENDED",
+        "AGENT_DISCONNECTED",
     )
     assert session["endedAt"] is not None
     monitor = [p for p in found["participants"] if p["purpose"] == "MONITOR"]
@@ -467,8 +497,10 @@ async def test_end_interaction_ends_the_active_monitoring_session(api):
 
 async def test_set_presence_changes_the_users_presence(api):
     payload = await set_presence(api, api.ids["bob"], "AWAY")
-    assert payload == {"user": {"id": api.ids["bob"], "key": "bob", "presence": "AWAY"},
-                       "errors": []}
+    assert payload == {
+        "user": {"id": api.ids["bob"], "key": "bob", "presence": "AWAY"},
+        "errors": [],
+    }
     viewer = await api.data("{ viewer { presence } }", user="bob")
     assert viewer == {"viewer": {"presence": "AWAY"}}
 
@@ -508,30 +540,52 @@ MALFORMED = "not-an-id"
 
 def malformed_calls(api, interaction_id: str) -> dict[str, tuple[str, str, dict]]:
     """(mutation, document, input) of calls with one malformed id each."""
+
     def agent(mutation: str) -> str:
         return AGENT_CHANGE.replace("MUTATION", mutation)
 
     return {
-        "create-queueId": ("createInteraction", CREATE,
-                           create_input(api, externalId="bad", queueId=MALFORMED)),
-        "connect-interactionId": ("connectAgent", agent("connectAgent"),
-                                  {"interactionId": MALFORMED, "agentId": api.ids["dina"]}),
-        "connect-agentId": ("connectAgent", agent("connectAgent"),
-                            {"interactionId": interaction_id, "agentId": MALFORMED}),
-        "disconnect-interactionId": ("disconnectAgent", agent("disconnectAgent"),
-                                     {"interactionId": MALFORMED, "agentId": api.ids["bob"]}),
-        "disconnect-agentId": ("disconnectAgent", agent("disconnectAgent"),
-                               {"interactionId": interaction_id, "agentId": MALFORMED}),
+        "create-queueId": (
+            "createInteraction",
+            CREATE,
+            create_input(api, externalId="bad", queueId=MALFORMED),
+        ),
+        "connect-interactionId": (
+            "connectAgent",
+            agent("connectAgent"),
+            {"interactionId": MALFORMED, "agentId": api.ids["dina"]},
+        ),
+        "connect-agentId": (
+            "connectAgent",
+            agent("connectAgent"),
+            {"interactionId": interaction_id, "agentId": MALFORMED},
+        ),
+        "disconnect-interactionId": (
+            "disconnectAgent",
+            agent("disconnectAgent"),
+            {"interactionId": MALFORMED, "agentId": api.ids["bob"]},
+        ),
+        "disconnect-agentId": (
+            "disconnectAgent",
+            agent("disconnectAgent"),
+            {"interactionId": interaction_id, "agentId": MALFORMED},
+        ),
         "end-interactionId": ("endInteraction", END, {"interactionId": MALFORMED}),
-        "presence-userId": ("setPresence", SET_PRESENCE,
-                            {"userId": MALFORMED, "presence": "AWAY"}),
+        "presence-userId": ("setPresence", SET_PRESENCE, {"userId": MALFORMED, "presence": "AWAY"}),
     }
 
 
 @pytest.mark.parametrize(
     "call",
-    ["create-queueId", "connect-interactionId", "connect-agentId", "disconnect-interactionId",
-     "disconnect-agentId", "end-interactionId", "presence-userId"],
+    [
+        "create-queueId",
+        "connect-interactionId",
+        "connect-agentId",
+        "disconnect-interactionId",
+        "disconnect-agentId",
+        "end-interactionId",
+        "presence-userId",
+    ],
 )
 async def test_a_malformed_id_in_an_integration_input_is_bad_user_input(api, call):
     created = (await create(api, externalId="existing"))["interaction"]

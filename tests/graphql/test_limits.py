@@ -45,31 +45,36 @@ async def test_thirty_aliases_pass_thirty_one_are_refused(api):
 
 async def test_more_than_a_thousand_tokens_are_refused(api):
     def listing(values: int) -> str:  # 16 tokens besides the list's values
-        return ("{ interactions(filter: {mediaTypes: [" + "VOICE " * values
-                + "]}) { totalCount } }")
+        return "{ interactions(filter: {mediaTypes: [" + "VOICE " * values + "]}) { totalCount } }"
 
     assert "errors" not in await api.raw(listing(984), user="ann")  # 1,000 tokens
     body = await api.raw(listing(985), user="ann")
     assert body.get("data") is None
-    assert body["errors"][0]["extensions"]["code"] in ("GRAPHQL_PARSE_FAILED",
-                                                       "GRAPHQL_VALIDATION_FAILED")
+    assert body["errors"][0]["extensions"]["code"] in (
+        "GRAPHQL_PARSE_FAILED",
+        "GRAPHQL_VALIDATION_FAILED",
+    )
     assert "tokens" in body["errors"][0]["message"]
 
 
 async def test_a_fragment_bomb_is_refused_at_once(api):
     fragments = " ".join(
-        f"fragment F{i} on User {{ ...F{i - 1} ...F{i - 1} }}" for i in range(1, 30))
+        f"fragment F{i} on User {{ ...F{i - 1} ...F{i - 1} }}" for i in range(1, 30)
+    )
     await refused(api, f"{{ viewer {{ ...F29 }} }} fragment F0 on User {{ id }} {fragments}")
 
 
 async def test_nothing_of_a_refused_mutation_executes(api):
     deep = depth_query(14).removeprefix("{ ").removesuffix(" }")
     mutation = (
-        'mutation($u: ID!) { setPresence(input: {userId: $u, presence: AWAY}) { user { id } } '
+        "mutation($u: ID!) { setPresence(input: {userId: $u, presence: AWAY}) { user { id } } "
         f"{deep} }}"
     )
     body = await api.raw(mutation, {"u": api.ids["bob"]}, user="pbx")
     assert body.get("data") is None and body["errors"]
-    presence = await api.data("query($u: ID!) { node(id: $u) { ... on User { presence } } }",
-                              {"u": api.ids["bob"]}, user="ann")
+    presence = await api.data(
+        "query($u: ID!) { node(id: $u) { ... on User { presence } } }",
+        {"u": api.ids["bob"]},
+        user="ann",
+    )
     assert presence["node"]["presence"] == "ON_QUEUE"

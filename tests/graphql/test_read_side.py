@@ -160,16 +160,56 @@ MALFORMED_IDS = [
 @pytest.mark.parametrize(
     "user, expected",
     [
-        ("ann", {"key": "ann", "name": "Ann Lee", "division": {"key": "north"},
-                 "roles": ["SUPERVISOR"], "presence": "OFFLINE"}),
-        ("bob", {"key": "bob", "name": "Bob Ray", "division": {"key": "north"},
-                 "roles": ["AGENT"], "presence": "ON_QUEUE"}),
-        ("tom", {"key": "tom", "name": "Tom Wu", "division": {"key": "south"},
-                 "roles": ["AGENT"], "presence": "ON_QUEUE"}),
-        ("sam", {"key": "sam", "name": "Sam Admin", "division": {"key": "south"},
-                 "roles": ["ADMIN"], "presence": "OFFLINE"}),
-        ("pbx", {"key": "pbx", "name": "Telephony", "division": {"key": "north"},
-                 "roles": ["INTEGRATION"], "presence": "OFFLINE"}),
+        (
+            "ann",
+            {
+                "key": "ann",
+                "name": "Ann Lee",
+                "division": {"key": "north"},
+                "roles": ["SUPERVISOR"],
+                "presence": "OFFLINE",
+            },
+        ),
+        (
+            "bob",
+            {
+                "key": "bob",
+                "name": "Bob Ray",
+                "division": {"key": "north"},
+                "roles": ["AGENT"],
+                "presence": "ON_QUEUE",
+            },
+        ),
+        (
+            "tom",
+            {
+                "key": "tom",
+                "name": "Tom Wu",
+                "division": {"key": "south"},
+                "roles": ["AGENT"],
+                "presence": "ON_QUEUE",
+            },
+        ),
+        (
+            "sam",
+            {
+                "key": "sam",
+                "name": "Sam Admin",
+                "division": {"key": "south"},
+                "roles": ["ADMIN"],
+                "presence": "OFFLINE",
+            },
+        ),
+        (
+            "pbx",
+            {
+                "key": "pbx",
+                "name": "Telephony",
+                "division": {"key": "north"},
+                "roles": ["INTEGRATION"],
+                "presence": "OFFLINE",
+            },
+        ),
     ],
 )
 async def test_viewer_is_the_user_named_by_the_token(api, user, expected):
@@ -233,11 +273,14 @@ async def test_queues_page_after_the_last_cursor_is_empty(api):
 
 
 async def test_queues_default_page_is_25(api, db):
-    extra = [{"key": f"extra{n:02}", "name": f"Extra {n:02}", "division": "north"}
-             for n in range(30)]
+    extra = [
+        {"key": f"extra{n:02}", "name": f"Extra {n:02}", "division": "north"} for n in range(30)
+    ]
     await load_directory(
-        db, DirectoryFile.model_validate({"divisions": [{"key": "north", "name": "North"}],
-                                          "queues": extra})
+        db,
+        DirectoryFile.model_validate(
+            {"divisions": [{"key": "north", "name": "North"}], "queues": extra}
+        ),
     )
     page = await queues(api, "ann")
     assert len(page["edges"]) == 25
@@ -494,7 +537,8 @@ async def test_interactions_filter_by_start_time(api, db):
     assert await interaction_ids(api, filter={"startedAfter": half_past(2)}) == []
     # Another offset names the same instant: 10:30+01:00 is 09:30 UTC.
     assert await interaction_ids(api, filter={"startedAfter": "2024-05-01T10:30:00+01:00"}) == [
-        late, middle
+        late,
+        middle,
     ]
 
 
@@ -506,8 +550,12 @@ async def test_interactions_filters_combine(api):
     await api.connect(other_queue, "bob")
     found = await interactions(
         api,
-        filter={"queueIds": [api.ids["billing"]], "mediaTypes": ["CHAT"],
-                "agentIds": [api.ids["bob"]], "states": ["CONNECTED"]},
+        filter={
+            "queueIds": [api.ids["billing"]],
+            "mediaTypes": ["CHAT"],
+            "agentIds": [api.ids["bob"]],
+            "states": ["CONNECTED"],
+        },
     )
     assert [n["id"] for n in found["nodes"]] == [target]
     assert found["totalCount"] == 1
@@ -604,8 +652,16 @@ async def test_interactions_accept_first_100(api):
         encode_cursor("interaction", iso(T0)),
         encode_cursor("interaction", iso(T0), 10**30),
     ],
-    ids=["garbage", "empty", "queue-cursor", "bad-time", "bad-id", "naive-time", "short",
-         "huge-id"],
+    ids=[
+        "garbage",
+        "empty",
+        "queue-cursor",
+        "bad-time",
+        "bad-id",
+        "naive-time",
+        "short",
+        "huge-id",
+    ],
 )
 async def test_interactions_bad_after_cursor_is_bad_user_input(api, cursor):
     await api.create("billing")
@@ -675,7 +731,11 @@ async def test_interaction_by_id(api):
     created = await api.create("support", media="CHAT", customer="Chris Client")
     found = await interaction(api, created)
     assert found["id"] == created
-    assert (found["mediaType"], found["direction"], found["state"]) == ("CHAT", "INBOUND", "WAITING")
+    assert (found["mediaType"], found["direction"], found["state"]) == (
+        "CHAT",
+        "INBOUND",
+        "WAITING",
+    )
     assert found["queue"] == {"key": "support"}
     assert found["startedAt"] and found["endedAt"] is None
     assert [(p["purpose"], p["name"], p["user"]) for p in found["participants"]] == [
@@ -693,8 +753,13 @@ async def test_interaction_with_a_malformed_id_is_bad_user_input(api, bad_id):
 async def test_interaction_with_an_id_naming_no_interaction_is_null(api):
     created = await api.create("billing")
     customer = (await participant_ids(api, created))["CUSTOMER"]
-    for other in (api.ids["billing"], api.ids["bob"], api.ids["north"], customer,
-                  encode_id("Interaction", 999999)):
+    for other in (
+        api.ids["billing"],
+        api.ids["bob"],
+        api.ids["north"],
+        customer,
+        encode_id("Interaction", 999999),
+    ):
         assert await interaction(api, other, user="root") is None, other
 
 
@@ -724,12 +789,19 @@ async def test_node_fetches_every_node_type(api):
         api.ids["bob"]: {"__typename": "User", "key": "bob"},
         api.ids["billing"]: {"__typename": "Queue", "key": "billing"},
         created: {"__typename": "Interaction", "interactionState": "CONNECTED"},
-        participants["CUSTOMER"]: {"__typename": "Participant", "purpose": "CUSTOMER",
-                                   "name": "Casey Customer"},
+        participants["CUSTOMER"]: {
+            "__typename": "Participant",
+            "purpose": "CUSTOMER",
+            "name": "Casey Customer",
+        },
         participants["bob"]: {"__typename": "Participant", "purpose": "AGENT", "name": "Bob Ray"},
         participants["ann"]: {"__typename": "Participant", "purpose": "MONITOR", "name": "Ann Lee"},
-        session_id: {"__typename": "MonitoringSession", "sessionState": "ACTIVE",
-                     "monitor": {"key": "ann"}, "agent": {"key": "bob"}},
+        session_id: {
+            "__typename": "MonitoringSession",
+            "sessionState": "ACTIVE",
+            "monitor": {"key": "ann"},
+            "agent": {"key": "bob"},
+        },
     }
     for node_id, fields in expected.items():
         assert await node(api, node_id, user="ann") == {"id": node_id, **fields}
@@ -781,8 +853,10 @@ async def test_participants_are_customer_first_then_agents_then_monitor(api):
     assert started["errors"] == [], started
 
     found = await interaction(api, created)
-    assert [(p["purpose"], p["name"], p["user"] and p["user"]["key"], p["state"])
-            for p in found["participants"]] == [
+    assert [
+        (p["purpose"], p["name"], p["user"] and p["user"]["key"], p["state"])
+        for p in found["participants"]
+    ] == [
         ("CUSTOMER", "Casey Customer", None, "CONNECTED"),
         ("AGENT", "Dina Moss", "dina", "CONNECTED"),
         ("AGENT", "Bob Ray", "bob", "CONNECTED"),
@@ -793,7 +867,8 @@ async def test_participants_are_customer_first_then_agents_then_monitor(api):
         datetime.fromisoformat(t) for t in times
     )
     assert [(a["purpose"], a["user"]["key"]) for a in found["agents"]] == [
-        ("AGENT", "dina"), ("AGENT", "bob")
+        ("AGENT", "dina"),
+        ("AGENT", "bob"),
     ]
 
 
@@ -865,10 +940,12 @@ async def test_supervisor_panel_shows_what_they_monitor(api):
     started = await api.start("ann", created, "bob")
     assert started["errors"] == [], started
     assert await panel(api, "ann") == [
-        {"interaction": {"id": created, "state": "CONNECTED"}, "monitoring": True,
-         "session": {"id": started["session"]["id"], "state": "ACTIVE"}}
+        {
+            "interaction": {"id": created, "state": "CONNECTED"},
+            "monitoring": True,
+            "session": {"id": started["session"]["id"], "state": "ACTIVE"},
+        }
     ]
     assert await panel(api, "bob") == [
-        {"interaction": {"id": created, "state": "CONNECTED"}, "monitoring": False,
-         "session": None}
+        {"interaction": {"id": created, "state": "CONNECTED"}, "monitoring": False, "session": None}
     ]

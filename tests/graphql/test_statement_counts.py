@@ -75,8 +75,9 @@ async def statements_for(api, db, query, variables=None, user="ann") -> int:
 async def measure(api, db, count: int) -> dict[str, int]:
     await populate(api, count)
     return {
-        "queueActivity": await statements_for(api, db, QUEUE_ACTIVITY,
-                                              {"queue": api.ids["billing"]}),
+        "queueActivity": await statements_for(
+            api, db, QUEUE_ACTIVITY, {"queue": api.ids["billing"]}
+        ),
         "interactions": await statements_for(api, db, INTERACTIONS),
         "interactionPanel": await statements_for(api, db, PANEL),
     }

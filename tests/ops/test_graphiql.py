@@ -11,9 +11,15 @@ from tests.events.test_subscription import monitored
 
 CHROMIUM = "/usr/bin/chromium"
 # What a closed network needs: no background calls home that would be refused.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run",
-                 "--disable-quic"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 
 
 def _needs(condition: bool, message: str) -> None:
@@ -45,8 +51,14 @@ async def browser():
 async def open_graphiql(browser, server, token):
     page = await browser.new_page(viewport={"width": 1400, "height": 900})
     outside = []
-    page.on("request", lambda request: request.url.startswith(server.url)
-            or request.url.startswith("data:") or outside.append(request.url))
+    page.on(
+        "request",
+        lambda request: (
+            request.url.startswith(server.url)
+            or request.url.startswith("data:")
+            or outside.append(request.url)
+        ),
+    )
     await page.goto(f"{server.url}/graphql#token={token}")
     await page.wait_for_selector(".graphiql-query-editor .CodeMirror")
     return page, outside
@@ -63,12 +75,15 @@ async def run(page, query: str) -> None:
 async def response_text(page, containing: str) -> str:
     await page.wait_for_function(
         "text => document.querySelector('.graphiql-response')?.innerText.includes(text)",
-        arg=containing, timeout=15000)
+        arg=containing,
+        timeout=15000,
+    )
     return await page.inner_text(".graphiql-response")
 
 
 async def test_graphiql_runs_a_query_with_the_bearer_token_offline(
-        browser, server, live_api, repo_root):
+    browser, server, live_api, repo_root
+):
     page, outside = await open_graphiql(browser, server, live_api.token("ann"))
     await run(page, "{ viewer { name } }")
     assert "Ann Lee" in await response_text(page, "Ann Lee")
@@ -78,8 +93,7 @@ async def test_graphiql_runs_a_query_with_the_bearer_token_offline(
     assert outside == []  # every script, style and call came from the server itself
 
 
-async def test_graphiql_runs_the_subscription_over_graphql_transport_ws(
-        browser, server, live_api):
+async def test_graphiql_runs_the_subscription_over_graphql_transport_ws(browser, server, live_api):
     page, outside = await open_graphiql(browser, server, live_api.token("ann"))
     await run(page, "subscription { monitoringSessionChanged { kind session { agent { name } } ")
     await page.wait_for_timeout(1000)  # the subscription is accepted
