@@ -101,7 +101,7 @@ def create_app(settings: Settings) -> FastAPI:
             await db.dispose()
 
     async def context() -> Context:
-        return Context(db, broker, settings.jwt_secret)
+        return Context(db, broker, metrics, settings.jwt_secret)
 
     router = _Router(
         schema,
@@ -186,6 +186,9 @@ def server_for(app: FastAPI, host: str, port: int) -> uvicorn.Server:
         # WebSocket pings keep idle subscriptions open through proxies.
         ws_ping_interval=20,
         ws_ping_timeout=20,
+        # Events are a few hundred bytes: compressing each one for each subscriber cost more
+        # CPU than anything else in delivering to thousands, and saves little bandwidth.
+        ws_per_message_deflate=False,
         timeout_graceful_shutdown=10,
     )
     return _GracefulServer(config)

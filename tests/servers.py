@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -79,6 +80,13 @@ class ServeProcess:
             except subprocess.TimeoutExpired:
                 self.kill()
         self._log.close()
+
+
+def metric(server: ServeProcess, name: str, labels: str = "") -> float:
+    """One sample of the server's /metrics (0 when the series does not exist yet)."""
+    text = httpx.get(f"{server.url}/metrics").text
+    match = re.search(rf"^{re.escape(name)}{re.escape(labels)} (\S+)$", text, re.MULTILINE)
+    return float(match.group(1)) if match else 0.0
 
 
 def ws_client(server: ServeProcess, token: str | None) -> Client:

@@ -11,6 +11,7 @@ from app.db import Database
 from app.events.broker import Broker
 from app.graphql.loaders import Loaders, RowLoaders
 from app.models import User
+from app.ops.metrics import Metrics
 
 
 def unauthenticated() -> GraphQLError:
@@ -21,10 +22,11 @@ def unauthenticated() -> GraphQLError:
 
 
 class Context(BaseContext):
-    def __init__(self, db: Database, broker: Broker, jwt_secret: str) -> None:
+    def __init__(self, db: Database, broker: Broker, metrics: Metrics, jwt_secret: str) -> None:
         super().__init__()
         self.db = db
         self.broker = broker
+        self.metrics = metrics
         self._jwt_secret = jwt_secret
         self._viewer: User | None = None
         self._authentication: asyncio.Future[User | None] | None = None

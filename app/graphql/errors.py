@@ -44,6 +44,12 @@ class ErrorCodes(MaskErrors):
             extensions={"code": "INTERNAL_SERVER_ERROR"},
         )
 
+    def _process_result(self, result: object) -> None:
+        # Strawberry's version tests a runtime-checkable Protocol, which cost more than
+        # anything else here for each event sent to each subscriber.
+        if errors := getattr(result, "errors", None):
+            result.errors = self._process_errors(errors)
+
     def _process_errors(self, errors: list[GraphQLError]) -> list[GraphQLError]:
         processed = super()._process_errors(errors)
         for error in processed:

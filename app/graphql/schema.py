@@ -27,7 +27,7 @@ from strawberry.types.graphql import OperationType
 from app.graphql.errors import ErrorCodes
 from app.graphql.mutations import IntegrationErrorType, MonitoringErrorType, Mutation
 from app.graphql.queries import Query
-from app.graphql.subscriptions import Subscription
+from app.graphql.subscriptions import SharedAnswers, Subscription
 from app.graphql.types import Division, Interaction, MonitoringSession, Participant, Queue, User
 
 
@@ -167,6 +167,7 @@ schema = _Schema(
         MonitoringErrorType,
         IntegrationErrorType,
     ],
+    execution_context_class=SharedAnswers,
     extensions=[
         ErrorCodes,
         _SubscriptionsOverWebSocket,

@@ -1,11 +1,14 @@
 """Subscription root: monitoring sessions starting and ending, live and resumable."""
 
+import asyncio
 import weakref
 from collections.abc import AsyncGenerator
 from datetime import datetime
 from typing import Annotated
 
 import strawberry
+from graphql import ExecutionResult, OperationDefinitionNode
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from app.events.broker import Batch, Event, SlowSubscriber
 from app.graphql.enums import MonitoringEventKind
@@ -18,18 +21,68 @@ from app.models.enums import ALL_SEEING_ROLES
 SLOW_SUBSCRIBER_CLOSE = 4008
 
 
-# Row loaders per batch of events, shared by every subscriber resolving that batch: fresh
-# rows for each batch, read once for all.
-_batch_reads: weakref.WeakKeyDictionary[Batch, RowLoaders] = weakref.WeakKeyDictionary()
+class _SharedWork:
+    """What every subscriber of one batch of events shares: the rows, read once (fresh for
+    each batch), and the answers, each computed once (see SharedAnswers)."""
+
+    def __init__(self, info: Info) -> None:
+        self.reads = RowLoaders(info.context.db)
+        self.answers: dict[tuple, tuple[OperationDefinitionNode, asyncio.Future]] = {}
+
+
+_shared_work: weakref.WeakKeyDictionary[Batch, _SharedWork] = weakref.WeakKeyDictionary()
 
 
 def _deliver(info: Info, event: Event) -> "MonitoringSessionEvent":
-    shared = _batch_reads.get(event.batch)
+    shared = _shared_work.get(event.batch)
     if shared is None:
-        shared = _batch_reads[event.batch] = RowLoaders(info.context.db)
-        shared.session.prime(event.session.id, event.session)
-    info.context.share_reads(shared)
-    return MonitoringSessionEvent.of(event)
+        shared = _shared_work[event.batch] = _SharedWork(info)
+        shared.reads.session.prime(event.session.id, event.session)
+    info.context.share_reads(shared.reads)
+    return MonitoringSessionEvent.of(event, shared.answers)
+
+
+class SharedAnswers(StrawberryGraphQLCoreExecutionContext):
+    """Executes a subscription event once for all the subscribers that would get the same
+    answer: the same operation and variables, and the same viewer (everything a payload
+    depends on besides the event). Thousands of supervisors watching the same floor then
+    cost a few executions per event instead of one each, which bounded delivery."""
+
+    def execute_operation(self, serially: bool | None = None):
+        answers = getattr(self.root_value, "shared_answers", None)
+        if answers is None:
+            return super().execute_operation(serially)
+        key = (
+            self.root_value.position,
+            id(self.operation),
+            repr(self.variable_values.coerced),
+            self.context_value.authenticated_viewer.id,
+        )
+        metrics = self.context_value.metrics
+        metrics.payloads_sent.inc()
+        entry = answers.get(key)
+        if entry is None or entry[0] is not self.operation:  # an id reused by another one
+            metrics.payloads_executed.inc()
+            result = super().execute_operation(serially)
+            if self.is_awaitable(result):
+                result = asyncio.ensure_future(result)
+            entry = answers[key] = (self.operation, result)
+        answer = entry[1]
+        if isinstance(answer, asyncio.Future):
+            if not answer.done():
+                return _when_done(answer)
+            answer = answer.result()
+        return _own_copy(answer)
+
+
+async def _when_done(answer: asyncio.Future) -> ExecutionResult:
+    # Shielded: the subscriber that started the execution may leave before it ends.
+    return _own_copy(await asyncio.shield(answer))
+
+
+def _own_copy(result: ExecutionResult) -> ExecutionResult:
+    # Each subscriber's error handling processes its own list.
+    return ExecutionResult(result.data, list(result.errors) if result.errors else None)
 
 
 @strawberry.type(description="A monitoring session started or ended.")
@@ -44,9 +97,14 @@ class MonitoringSessionEvent:
         "(a replayed STARTED may show an ended session)."
     )
 
+    position: strawberry.Private[int]
+    shared_answers: strawberry.Private[dict]
+
     @classmethod
-    def of(cls, event: Event) -> "MonitoringSessionEvent":
+    def of(cls, event: Event, shared_answers: dict) -> "MonitoringSessionEvent":
         return cls(
+            position=event.position,
+            shared_answers=shared_answers,
             cursor=encode_cursor("event", event.position),
             kind=event.kind,
             occurred_at=event.occurred_at,

@@ -52,6 +52,18 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.payloads_executed = Counter(
+            "binocular_subscription_payloads_executed",
+            "Subscription payloads computed: one per event for each distinct operation, "
+            "variables and viewer, shared by every subscriber with the same answer.",
+            registry=self.registry,
+        )
+        self.payloads_sent = Counter(
+            "binocular_subscription_payloads_sent",
+            "Subscription payloads sent, one per event per subscriber.",
+            registry=self.registry,
+        )
+
     @staticmethod
     def route(path: str) -> str:
         """A bounded label: unknown paths are one route."""

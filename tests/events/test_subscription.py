@@ -10,7 +10,7 @@ import pytest
 from gql import GraphQLRequest
 from websockets.exceptions import ConnectionClosed
 
-from tests.servers import ws_client
+from tests.servers import metric, ws_client
 
 SUBSCRIPTION = """
 subscription($interactionId: ID, $queueId: ID, $mine: Boolean, $after: String) {
@@ -21,8 +21,8 @@ subscription($interactionId: ID, $queueId: ID, $mine: Boolean, $after: String) {
 }"""
 
 
-def subscription(**variables) -> GraphQLRequest:
-    return GraphQLRequest(SUBSCRIPTION, variable_values=variables)
+def subscription(query: str = SUBSCRIPTION, **variables) -> GraphQLRequest:
+    return GraphQLRequest(query, variable_values=variables)
 
 
 SETTLE = 0.5  # time for the server to accept a subscription before the test acts
@@ -31,8 +31,9 @@ SETTLE = 0.5  # time for the server to accept a subscription before the test act
 class Subscriber:
     """A real graphql-transport-ws client collecting events in the background."""
 
-    def __init__(self, server, token, **variables):
+    def __init__(self, server, token, query=SUBSCRIPTION, **variables):
         self.client = ws_client(server, token)
+        self.query = query
         self.variables = variables
         self.events: list[dict] = []
         self.arrival_seconds: list[float] = []
@@ -41,7 +42,7 @@ class Subscriber:
 
     async def _run(self):
         async with self.client as session:
-            async for result in session.subscribe(subscription(**self.variables)):
+            async for result in session.subscribe(subscription(self.query, **self.variables)):
                 async with self.arrived:
                     self.events.append(result["monitoringSessionChanged"])
                     self.arrival_seconds.append(time.time())
@@ -190,6 +191,34 @@ async def test_connection_without_a_valid_token_is_closed_with_4403(server, toke
         closed = closed.__cause__  # gql wraps the websockets exception
     assert closed is not None, raised.value
     assert closed.rcvd.code == 4403
+
+
+async def test_subscribers_with_the_same_answer_share_one_execution(server, live_api):
+    """Each event is computed once per distinct (operation, variables, viewer) and sent to
+    all who share it; viewers still get their own answers (monitorability depends on who
+    asks)."""
+    query = """subscription { monitoringSessionChanged { kind session { interaction {
+      participants { purpose monitorability { allowed reason } } } } } }"""
+    executed = metric(server, "binocular_subscription_payloads_executed_total")
+    sent = metric(server, "binocular_subscription_payloads_sent_total")
+    async with contextlib.AsyncExitStack() as stack:
+        anns = [
+            await stack.enter_async_context(Subscriber(server, live_api.token("ann"), query))
+            for _ in range(3)
+        ]
+        carl = await stack.enter_async_context(Subscriber(server, live_api.token("carl"), query))
+        await monitored(live_api, supervisor="ann")
+        answers = [(await s.wait_for(1))[0] for s in (*anns, carl)]
+    assert metric(server, "binocular_subscription_payloads_executed_total") - executed == 2
+    assert metric(server, "binocular_subscription_payloads_sent_total") - sent == 4
+
+    def agent_monitorability(event):
+        participants = event["session"]["interaction"]["participants"]
+        return next(p["monitorability"] for p in participants if p["purpose"] == "AGENT")
+
+    assert all(answer == answers[0] for answer in answers[:3])
+    assert agent_monitorability(answers[0]) == {"allowed": True, "reason": None}
+    assert agent_monitorability(answers[3]) == {"allowed": False, "reason": "ALREADY_MONITORED"}
 
 
 async def test_two_hundred_subscribers_all_receive_an_event(server, live_api, repo_root):

@@ -14,15 +14,9 @@ import websockets
 
 from tests.conftest import JWT_SECRET
 from tests.events.test_subscription import Subscriber, monitored
-from tests.servers import ServeProcess, raw_subscriber
+from tests.servers import ServeProcess, metric, raw_subscriber
 
 BINOCULAR = str(Path(sys.executable).parent / "binocular")
-
-
-def metric(server, name: str, labels: str = "") -> float:
-    text = httpx.get(f"{server.url}/metrics").text
-    match = re.search(rf"^{re.escape(name)}{re.escape(labels)} (\S+)$", text, re.MULTILINE)
-    return float(match.group(1)) if match else 0.0
 
 
 def test_readyz_is_ready_when_migrated(server):
