@@ -8,10 +8,10 @@ from typing import Annotated
 
 import strawberry
 from graphql import ExecutionResult, OperationDefinitionNode
-from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from app.events.broker import Batch, Event, SlowSubscriber
 from app.graphql.enums import MonitoringEventKind
+from app.graphql.execution import PlainLeaves
 from app.graphql.ids import decode_cursor, decode_id, encode_cursor
 from app.graphql.loaders import RowLoaders
 from app.graphql.types import Info, MonitoringSession
@@ -42,7 +42,7 @@ def _deliver(info: Info, event: Event) -> "MonitoringSessionEvent":
     return MonitoringSessionEvent.of(event, shared.answers)
 
 
-class SharedAnswers(StrawberryGraphQLCoreExecutionContext):
+class SharedAnswers(PlainLeaves):
     """Executes a subscription event once for all the subscribers that would get the same
     answer: the same operation and variables, and the same viewer (everything a payload
     depends on besides the event). Thousands of supervisors watching the same floor then

@@ -1,0 +1,21 @@
+"""The short path for plain leaves answers exactly what graphql-core's full path answers."""
+
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+
+from app.graphql.schema import schema
+from tests.graphql.test_statement_counts import INTERACTIONS, QUEUE_ACTIVITY, populate
+
+# Leaves of every kind: ids (computed), strings, enums, date-times, nulls, lists of enums.
+LEAVES = """{ viewer { id key name roles presence division { id key name } }
+  interactions(first: 100) { edges { node { id mediaType direction state startedAt
+    endedAt participants { id purpose state name connectedAt disconnectedAt } } } } }"""
+
+
+async def test_plain_leaves_answer_as_the_full_path_does(api, monkeypatch):
+    await populate(api, 12)
+    queries = [(QUEUE_ACTIVITY, {"queue": api.ids["billing"]}), (INTERACTIONS, {}), (LEAVES, {})]
+    short = [await api.data(query, variables) for query, variables in queries]
+    monkeypatch.setattr(schema, "execution_context_class", StrawberryGraphQLCoreExecutionContext)
+    full = [await api.data(query, variables) for query, variables in queries]
+    assert short == full
+    assert len(short[1]["interactions"]["edges"]) == 12
