@@ -28,19 +28,23 @@ def main() -> None:
         body = {"query": QUERY, "variables": {"q": hot}}
         activity = common.graphql(binocular, QUERY, body["variables"], user=user)["queueActivity"]
         live = activity["waitingCount"] + activity["interactingCount"]
-        latency, throughput = [], []
-        for _ in range(arguments.rounds):
-            latency.append(
-                common.wrk(
-                    f"{binocular}/graphql",
-                    body,
-                    headers,
-                    arguments.seconds,
-                    connections=1,
-                    threads=1,
-                )
+        # Latency rounds first: a throughput round leaves requests queued in the server when
+        # wrk stops, and a latency round right after it measured them too.
+        latency = [
+            common.wrk(
+                f"{binocular}/graphql",
+                body,
+                headers,
+                arguments.seconds,
+                connections=1,
+                threads=1,
             )
-            throughput.append(common.wrk(f"{binocular}/graphql", body, headers, arguments.seconds))
+            for _ in range(arguments.rounds)
+        ]
+        throughput = [
+            common.wrk(f"{binocular}/graphql", body, headers, arguments.seconds)
+            for _ in range(arguments.rounds)
+        ]
         p50 = common.median([r["p50_ms"] for r in latency])
         p99 = common.median([r["p99_ms"] for r in latency])
         rps = common.median([r["requests_per_s"] for r in throughput])
