@@ -46,7 +46,7 @@ def _read(field: GraphQLField) -> Callable[[Any], Any] | None:
         and resolver.parent_parameter is None
         and not resolver.is_async
     )
-    return resolver._unbound_wrapped_func if takes_only_self else None
+    return resolver.wrapped_func if takes_only_self else None
 
 
 # (type name, field name) -> (read, serialize), or None for a field that is not plain; the

@@ -27,7 +27,9 @@ class _SharedWork:
 
     def __init__(self, info: Info) -> None:
         self.reads = RowLoaders(info.context.db)
-        self.answers: dict[tuple, tuple[OperationDefinitionNode, asyncio.Future]] = {}
+        self.answers: dict[
+            tuple, tuple[OperationDefinitionNode, asyncio.Future | ExecutionResult]
+        ] = {}
 
 
 _shared_work: weakref.WeakKeyDictionary[Batch, _SharedWork] = weakref.WeakKeyDictionary()
