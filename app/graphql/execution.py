@@ -7,7 +7,8 @@ scalar or enum field read from its object, or computed by a synchronous method o
 that takes nothing but `self` (like `id`), without arguments or field extensions. Such a
 field is read and serialized directly; every other field takes graphql-core's path, and so
 does a plain leaf whose value is null or fails to read or serialize, so that errors are
-reported exactly as usual.
+reported exactly as usual. (Plain leaves also skip schema extensions' `resolve` hooks;
+ours have none, and a test keeps it so.)
 """
 
 from collections.abc import Callable

@@ -1,5 +1,6 @@
 """The short path for plain leaves answers exactly what graphql-core's full path answers."""
 
+from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from app.graphql.schema import schema
@@ -19,3 +20,10 @@ async def test_plain_leaves_answer_as_the_full_path_does(api, monkeypatch):
     full = [await api.data(query, variables) for query, variables in queries]
     assert short == full
     assert len(short[1]["interactions"]["edges"]) == 12
+
+
+def test_no_schema_extension_resolves_fields():
+    """Plain leaves skip the extensions' `resolve` hooks: there must be none to skip."""
+    assert all(
+        type(extension).resolve is SchemaExtension.resolve for extension in schema.get_extensions()
+    )
