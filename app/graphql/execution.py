@@ -26,6 +26,11 @@ from graphql import (
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 
+# The versions whose execute_field this overrides, and whose field definitions and resolver
+# attributes it reads: pinned exactly in pyproject.toml, and checked by a test, so that an
+# upgrade is a decision (reread the overridden methods), never an accident.
+WRITTEN_FOR = {"graphql-core": "3.3.2", "strawberry-graphql": "0.341.2"}
+
 
 def _read(field: GraphQLField) -> Callable[[Any], Any] | None:
     """How to read a plain leaf field from its object, or None if it is not one."""
