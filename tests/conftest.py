@@ -189,6 +189,19 @@ def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture(scope="session")
+def shared_dir(repo_root) -> Path:
+    """../shared, the contract and its tools: beside the clone in CI and for developers, not
+    for a user. Missing, its tests are skipped locally and fail in CI."""
+    shared = repo_root.parent / "shared"
+    if not shared.is_dir():
+        message = f"{shared} is not there: the contract lives beside the clone"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return shared
+
+
 @pytest.fixture(scope="module")
 def server(database_url, tmp_path_factory):
     """A real `binocular serve` process on the test database."""

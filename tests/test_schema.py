@@ -25,8 +25,8 @@ def test_committed_schema_file_is_the_schema_of_the_code(repo_root):
     )
 
 
-def test_schema_keeps_everything_of_the_contract(repo_root):
-    contract_path = repo_root.parent / "shared" / "contract" / "schema.graphql"
+def test_schema_keeps_everything_of_the_contract(shared_dir):
+    contract_path = shared_dir / "contract" / "schema.graphql"
     contract = build_schema(contract_path.read_text(encoding="utf-8"))
     breaking = find_breaking_changes(contract, build_schema(sdl()))
     assert breaking == [], "breaking changes against the contract:\n" + "\n".join(
@@ -34,8 +34,8 @@ def test_schema_keeps_everything_of_the_contract(repo_root):
     )
 
 
-def test_contract_check_tool_passes(repo_root):
-    tool = repo_root.parent / "shared" / "tools" / "contract-check"
+def test_contract_check_tool_passes(repo_root, shared_dir):
+    tool = shared_dir / "tools" / "contract-check"
     result = subprocess.run(
         [sys.executable, str(tool)],
         cwd=repo_root,
