@@ -2,7 +2,6 @@
 
 import asyncio
 import secrets
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -114,18 +113,6 @@ def _run(settings: Settings, host: str, port: int) -> None:
 
     configure_logging(settings.log_level)
     run(settings, host, port)
-
-
-@cli.command("build-ide")
-def build_ide() -> None:
-    """Fetch GraphiQL from the npm registry so that the server serves it without a CDN."""
-    from app import ide
-
-    try:
-        ide.build()
-    except (OSError, subprocess.CalledProcessError) as error:
-        _fail(f"could not build GraphiQL's assets (is npm installed?): {error}")
-    err.print(f"GraphiQL assets ready in {ide.ASSETS}")
 
 
 @cli.command("export-schema")

@@ -17,8 +17,9 @@ class Settings(BaseSettings):
     event_poll_seconds: float = 2.0
     # Largest request body accepted, in bytes.
     max_body_bytes: int = 1_048_576
-    # Origins (scheme://host:port) whose pages may open WebSockets besides the server's own;
-    # a comma-separated list in the environment, "*" for any.
+    # Origins (scheme://host:port) besides the server's own whose pages may call the API: open
+    # WebSockets, and send HTTP requests (CORS); a comma-separated list in the environment,
+    # "*" for any.
     allowed_origins: Annotated[list[str], NoDecode] = []
     log_level: str = "INFO"
 

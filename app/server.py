@@ -13,7 +13,7 @@ import uvicorn
 from cross_web import HTTPException
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from fastapi.staticfiles import StaticFiles
+from starlette.middleware.cors import CORSMiddleware
 from starlette.websockets import WebSocket
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.fastapi import GraphQLRouter
@@ -27,7 +27,7 @@ from app.events.broker import Broker
 from app.graphql.context import Context
 from app.graphql.http import GraphQLResponseJson
 from app.graphql.schema import schema
-from app.ops.edge import BodyLimit, RequestContext, WebSocketOrigin
+from app.ops.edge import BodyLimit, RequestContext
 from app.ops.health import Readiness
 from app.ops.metrics import CONTENT_TYPE, Metrics
 
@@ -47,10 +47,8 @@ class _Router(GraphQLResponseJson, GraphQLRouter):
         return orjson.dumps(data).decode()
 
     async def render_graphql_ide(self, request) -> HTMLResponse:
-        """Our own GraphiQL when its assets are built (no CDN), Strawberry's page otherwise."""
-        if ide.built():
-            return HTMLResponse(ide.page())
-        return await super().render_graphql_ide(request)
+        """Our own GraphiQL, with its assets served by this server (Strawberry's uses a CDN)."""
+        return HTMLResponse(ide.page())
 
     def decode_json(self, data: str | bytes) -> object:
         """Text that is not UTF-8, or JSON nested deeper than Python decodes, is invalid JSON
@@ -109,14 +107,15 @@ def create_app(settings: Settings) -> FastAPI:
         # Only graphql-transport-ws: the legacy graphql-ws protocol stays off.
         subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL],
         graphql_ide="graphiql",
+        # WebSockets from pages of other origins are refused (403) unless listed, as CORS is.
+        allowed_origins=settings.allowed_origins,
         websockets=websockets,
     )
     app = FastAPI(
         title="Binocular", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
     )
     app.include_router(router, prefix="/graphql")
-    if ide.built():
-        app.mount(ide.ASSETS_URL, StaticFiles(directory=ide.ASSETS), name="graphiql-assets")
+    app.mount(ide.ASSETS_URL, ide.Assets(), name="graphiql-assets")
     app.state.db, app.state.broker, app.state.metrics = db, broker, metrics
     app.state.websockets = websockets
 
@@ -143,7 +142,17 @@ def create_app(settings: Settings) -> FastAPI:
         return Response(metrics.exposition(), media_type=CONTENT_TYPE)
 
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
-    app.add_middleware(WebSocketOrigin, allowed=frozenset(settings.allowed_origins))
+    # Pages of the allowed origins may call the API over HTTP. Outside BodyLimit, so that
+    # they can read a 413; inside RequestContext, so that preflights get a request id and are
+    # measured. The token travels in the Authorization header, never in a cookie: no
+    # credentials, which also keeps "*" a plain wildcard rather than every origin echoed back.
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.allowed_origins,
+        allow_methods=["GET", "POST"],
+        allow_headers=["authorization", "content-type", "x-request-id"],
+        expose_headers=["x-request-id"],
+    )
     app.add_middleware(RequestContext, metrics=metrics)
     return app
 

@@ -27,7 +27,12 @@ def free_port() -> int:
 
 class ServeProcess:
     def __init__(
-        self, database_url: str, jwt_secret: str, log_path: Path, migrate: bool = False
+        self,
+        database_url: str,
+        jwt_secret: str,
+        log_path: Path,
+        migrate: bool = False,
+        extra_env: dict[str, str] | None = None,
     ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -39,6 +44,7 @@ class ServeProcess:
             "BINOCULAR_DATABASE_URL": database_url,
             "BINOCULAR_JWT_SECRET": jwt_secret,
             "BINOCULAR_EVENT_POLL_SECONDS": "1",
+            **(extra_env or {}),
         }
         self.process = subprocess.Popen(
             [BINOCULAR, "serve", "--port", str(self.port), *([] if migrate else ["--no-migrate"])],

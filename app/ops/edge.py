@@ -1,12 +1,11 @@
 """The HTTP edge, as ASGI middleware: request ids, access log and metrics, a body size limit,
-the WebSocket origin check, and quiet handling of clients that leave mid-request."""
+and quiet handling of clients that leave mid-request."""
 
 import json
 import logging
 import re
 import time
 import uuid
-from urllib.parse import urlsplit
 
 import structlog
 from starlette.requests import ClientDisconnect
@@ -127,22 +126,3 @@ class BodyLimit:
             }
         )
         await send({"type": "http.response.body", "body": body})
-
-
-class WebSocketOrigin:
-    """Browsers send Origin: a WebSocket from a page of another site is refused (403), unless
-    that origin is allowed. Clients that send no Origin (not browsers) pass."""
-
-    def __init__(self, app, allowed: frozenset[str]) -> None:
-        self.app = app
-        self.allowed = allowed
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] == "websocket":
-            origin = _header(scope, b"origin")
-            if origin is not None and not self._allows(origin, _header(scope, b"host")):
-                return await send({"type": "websocket.close", "code": 4403})
-        await self.app(scope, receive, send)
-
-    def _allows(self, origin: str, host: str | None) -> bool:
-        return origin in self.allowed or "*" in self.allowed or urlsplit(origin).netloc == host

@@ -1,12 +1,16 @@
 """GraphiQL served by the server itself, driven in headless Chromium with no internet."""
 
 import os
-import shutil
+from contextlib import asynccontextmanager
+from html.parser import HTMLParser
 from pathlib import Path
+from urllib.parse import urljoin, urlsplit
 
 import pytest
 
 from app import ide
+from app.config import Settings
+from app.server import create_app
 from tests.events.test_subscription import monitored
 
 CHROMIUM = "/usr/bin/chromium"
@@ -29,16 +33,9 @@ def _needs(condition: bool, message: str) -> None:
         pytest.skip(message)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def ide_assets():
-    """Build the assets (from the npm registry) before this module's server starts."""
-    if not ide.built():
-        _needs(shutil.which("npm") is not None, "npm is needed to build GraphiQL's assets")
-        ide.build()
-
-
-@pytest.fixture
-async def browser():
+@asynccontextmanager
+async def headless_chromium():
+    """Debian's Chromium, driven by Playwright (also used by test_cors)."""
     _needs(Path(CHROMIUM).exists(), f"{CHROMIUM} is needed (Debian package chromium)")
     from playwright.async_api import async_playwright
 
@@ -46,6 +43,12 @@ async def browser():
         chromium = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield chromium
         await chromium.close()
+
+
+@pytest.fixture
+async def browser():
+    async with headless_chromium() as chromium:
+        yield chromium
 
 
 async def open_graphiql(browser, server, token):
@@ -102,9 +105,39 @@ async def test_graphiql_runs_the_subscription_over_graphql_transport_ws(browser,
     assert outside == []
 
 
-async def test_without_built_assets_the_cdn_page_is_served(api, monkeypatch, tmp_path):
+class _Assets(HTMLParser):
+    """The (tag, address) of every <script src> and <link href> of a page."""
+
+    def __init__(self, page: str) -> None:
+        super().__init__()
+        self.found: list[tuple[str, str]] = []
+        self.feed(page)
+
+    def handle_starttag(self, tag, attrs):
+        address = dict(attrs).get({"script": "src", "link": "href"}.get(tag, ""))
+        if address:
+            self.found.append((tag, address))
+
+
+CONTENT_TYPES = {"script": ("text/javascript", "application/javascript"), "link": ("text/css",)}
+
+
+async def test_the_page_and_its_assets_come_from_the_server_itself(api):
     served = await api.client.get("/graphql", headers={"Accept": "text/html"})
-    assert "unpkg.com" not in served.text and "/graphiql-assets/" in served.text
-    monkeypatch.setattr(ide, "ASSETS", tmp_path / "not-built")
-    fallback = await api.client.get("/graphql", headers={"Accept": "text/html"})
-    assert fallback.status_code == 200 and "unpkg.com" in fallback.text
+    assert served.status_code == 200 and "Binocular GraphiQL" in served.text
+    assets = _Assets(served.text).found
+    assert len(assets) == len(ide.FILES)
+    for tag, address in assets:
+        url = urljoin(str(served.url), address)
+        assert urlsplit(url).netloc == "binocular", address  # the server's own origin
+        asset = await api.client.get(url)
+        assert asset.status_code == 200, address
+        assert asset.headers["content-type"].startswith(CONTENT_TYPES[tag]), address
+    # The package's other files (a Django page's style, a plugin) are not served.
+    assert (await api.client.get(f"{ide.ASSETS_URL}/style.css")).status_code == 404
+
+
+def test_without_graphiql_files_the_server_does_not_start(monkeypatch, sqlite_url):
+    monkeypatch.setattr(ide, "FILES", (*ide.FILES, "graphiql.missing.js"))
+    with pytest.raises(RuntimeError, match="graphiql.missing.js"):
+        create_app(Settings(database_url=sqlite_url, jwt_secret="secret"))
