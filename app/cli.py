@@ -153,7 +153,12 @@ def demo(
             f"http://127.0.0.1:{port}/graphql#token={token}",
             soft_wrap=True,
         )
-    asyncio.run(run_demo(settings, port, rate, out))
+    try:
+        asyncio.run(run_demo(settings, port, rate, out))
+    except KeyboardInterrupt:
+        # Ctrl+C is how the demo stops: uvicorn has shut down gracefully, then raises the
+        # SIGINT it caught again, for the default behaviour (exit 130). Here it is no error.
+        out.print("Binocular demo stopped.")
 
 
 @cli.command()
