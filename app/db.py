@@ -7,7 +7,12 @@ from pathlib import Path
 from alembic.config import Config
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from alembic import command
@@ -47,14 +52,23 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
+    # A deferred BEGIN: in WAL mode, the transaction reads one snapshot from its first read.
     @event.listens_for(engine.sync_engine, "begin")
     def on_begin(connection):
         write = connection.get_execution_options().get("binocular_write", False)
         connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
+# PostgreSQL: a read-only transaction in which every statement sees the moment of the first.
+_SNAPSHOT = {"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
+
+
 class Database:
-    """Engine and sessions. `read()` for queries, `transaction()` for changes."""
+    """Engine and sessions. `read()` and `snapshot()` for queries, `transaction()` for changes.
+
+    Every read sees one moment from its first statement to its end, on both backends, so that
+    a decision read in several statements is one that a single state of the database justifies.
+    """
 
     def __init__(self, url: str, pool_size: int = 10) -> None:
         self.url = url
@@ -66,14 +80,24 @@ class Database:
         if self.sqlite:
             _configure_sqlite(self.engine)
         writer = self.engine.execution_options(binocular_write=True)
-        self._reads = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
+        self._snapshots = self.engine if self.sqlite else self.engine.execution_options(**_SNAPSHOT)
+        self._reads = async_sessionmaker(
+            self._snapshots, class_=AsyncSession, expire_on_commit=False
+        )
         self._writes = async_sessionmaker(writer, class_=AsyncSession, expire_on_commit=False)
         # Called with what was recorded, after a transaction that appended monitoring events
         # has committed.
         self.on_events_committed: list[Callable[[list], None]] = []
 
     def read(self) -> AsyncSession:
+        """A session for reads (read-only on PostgreSQL): one snapshot, from its first
+        statement until it closes."""
         return self._reads()
+
+    def snapshot(self) -> AsyncConnection:
+        """A connection (await it, or enter it) whose reads, until it is closed, all see the
+        moment of the first."""
+        return self._snapshots.connect()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:

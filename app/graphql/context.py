@@ -1,6 +1,9 @@
-"""The per-request context: the database, the viewer (from the bearer token) and loaders."""
+"""The per-operation context: the database, the viewer (from the bearer token) and loaders."""
 
 import asyncio
+import copy
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import sqlalchemy as sa
 from graphql import GraphQLError
@@ -81,10 +84,31 @@ class Context(BaseContext):
             self._loaders = Loaders(self.db, self._viewer)
         return self._loaders
 
-    def forget_reads(self) -> None:
-        """After a write: later reads in this request must not come from a stale cache."""
-        self._loaders = None
+    def for_operation(self) -> "Context":
+        """A context for one operation, with the same viewer and reads of its own: the
+        operations of one WebSocket run side by side, each in its own snapshot."""
+        operation = copy.copy(self)
+        operation._loaders = None
+        return operation
+
+    async def forget_reads(self) -> None:
+        """End the operation's snapshot and drop what it cached: later reads see a new moment."""
+        loaders, self._loaders = self._loaders, None
+        if loaders is not None:
+            await loaders.close()
+
+    @asynccontextmanager
+    async def writing(self) -> AsyncIterator[None]:
+        """Around a mutation's write. The operation's snapshot ends before it, so that a
+        request never holds a read connection while it waits for a write, and again after
+        it, so that the payload reads what the write committed."""
+        await self.forget_reads()
+        try:
+            yield
+        finally:
+            await self.forget_reads()
 
     def share_reads(self, shared: RowLoaders) -> None:
-        """Read rows through loaders shared with other subscribers of the same events."""
+        """Read rows through loaders (and their snapshot) shared with other subscribers of
+        the same events (see SharedAnswers); a subscription has no reads of its own."""
         self._loaders = Loaders(self.db, self._viewer, shared)

@@ -1,8 +1,11 @@
 """DataLoaders: each batches one kind of read into one SQL statement per request tick, so a
 query costs a fixed number of statements whatever the lengths of its lists.
 
-A request runs one statement at a time: results then arrive in the order the batches were
-dispatched, so the same query batches the same way every time (and holds one connection).
+An operation's reads all see one moment: its Reader holds one connection in one snapshot
+(Database.snapshot) from the first statement until the operation ends, so that what a field
+computes from several reads (`monitorability`, counts beside their lists) is what a single
+state of the database says. The Reader runs one statement at a time: results then arrive in
+the order the batches were dispatched, so the same query batches the same way every time.
 Reads return plain rows (SQLAlchemy Core), not ORM instances: they are only read, and
 building instances was a quarter of the time of a large list.
 """
@@ -13,6 +16,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 from strawberry.dataloader import DataLoader
 
 from app.db import Database
@@ -30,19 +34,40 @@ from app.monitoring.visibility import interaction_visible, user_visible
 
 
 class Reader:
-    """Runs one statement at a time, each on a pooled connection."""
+    """Runs one statement at a time, all in one snapshot: the first statement opens it, on a
+    connection of the pool that the Reader holds until `close`."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
         self._one_at_a_time = asyncio.Lock()
+        self._snapshot: AsyncConnection | None = None
+        self._closed = False
 
     async def rows(self, statement) -> Sequence[sa.Row]:
-        async with self._one_at_a_time, self._db.engine.connect() as connection:
-            return (await connection.execute(statement)).all()
+        return await self._run(statement, lambda result: result.all())
 
     async def scalars(self, statement) -> Sequence:
-        async with self._one_at_a_time, self._db.engine.connect() as connection:
-            return (await connection.execute(statement)).scalars().all()
+        return await self._run(statement, lambda result: result.scalars().all())
+
+    async def _run(self, statement, take: Callable[[sa.Result], Sequence]) -> Sequence:
+        async with self._one_at_a_time:
+            if self._closed:
+                # A DataLoader batch that outlived its operation (its resolvers were
+                # cancelled): it reads alone rather than hold a connection after the end.
+                async with self._db.snapshot() as connection:
+                    return take(await connection.execute(statement))
+            if self._snapshot is None:
+                self._snapshot = await self._db.snapshot()
+            return take(await self._snapshot.execute(statement))
+
+    async def close(self) -> None:
+        """End the snapshot and give the connection back; later reads see a moment of their
+        own each."""
+        async with self._one_at_a_time:
+            self._closed = True
+            snapshot, self._snapshot = self._snapshot, None
+            if snapshot is not None:
+                await snapshot.close()
 
 
 class RowLoaders:
@@ -72,6 +97,9 @@ class RowLoaders:
             )
         )
         self.queue_members = DataLoader(self._queue_members)
+
+    async def close(self) -> None:
+        await self.reader.close()
 
     def _by_id(self, model) -> Callable:
         table = model.__table__
@@ -109,8 +137,8 @@ class RowLoaders:
 
 
 class Loaders(RowLoaders):
-    """Per request and viewer: the row loaders (fresh, or shared with other subscribers of
-    the same events), and what depends on the viewer. Caches live as long as the request."""
+    """Per operation and viewer: the row loaders (fresh, or shared with other subscribers of
+    the same events), and what depends on the viewer. Caches live as long as the snapshot."""
 
     def __init__(self, db: Database, viewer: User, shared: RowLoaders | None = None) -> None:
         if shared is None:
@@ -118,6 +146,12 @@ class Loaders(RowLoaders):
         else:
             vars(self).update(vars(shared))  # the same loaders and reader, not copies
         self._viewer = viewer
+        self._shared = shared is not None
+
+    async def close(self) -> None:
+        """End the snapshot, unless it belongs to the subscribers that share it."""
+        if not self._shared:
+            await super().close()
 
     # Built on first use: each builds SQL for the viewer, which a subscriber resolving an
     # event never needs (that was most of the cost of delivering to many subscribers).

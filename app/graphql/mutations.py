@@ -147,7 +147,7 @@ async def _integration_viewer(info: Info) -> UserRow:
 async def _integration_call(info: Info, change: Callable[..., Awaitable], wrap):
     """Run one integration change in its own transaction; refusals become `errors`."""
     try:
-        async with info.context.db.transaction() as session:
+        async with info.context.writing(), info.context.db.transaction() as session:
             row = await change(session)
     except IntegrationError as error:
         return None, [
@@ -155,7 +155,6 @@ async def _integration_call(info: Info, change: Callable[..., Awaitable], wrap):
                 message=error.message, field=list(error.field) if error.field else None
             )
         ]
-    info.context.forget_reads()
     return wrap(row), []
 
 
@@ -180,12 +179,12 @@ class Mutation:
         if input.agent_id is not None:
             agent_pk = decode_id(input.agent_id, "User") or NOT_A_USER
         try:
-            row = await start_monitoring(info.context.db, viewer, interaction_pk, agent_pk)
+            async with info.context.writing():
+                row = await start_monitoring(info.context.db, viewer, interaction_pk, agent_pk)
         except MonitoringError as error:
             return StartMonitoringPayload(
                 session=None, errors=[await _monitoring_error(info, error)]
             )
-        info.context.forget_reads()
         return StartMonitoringPayload(session=MonitoringSession.of(row), errors=[])
 
     @strawberry.mutation(
@@ -197,12 +196,12 @@ class Mutation:
         viewer = await info.context.require_viewer()
         session_pk = decode_id(input.session_id, "MonitoringSession")
         try:
-            row = await stop_monitoring(info.context.db, viewer, session_pk)
+            async with info.context.writing():
+                row = await stop_monitoring(info.context.db, viewer, session_pk)
         except MonitoringError as error:
             return StopMonitoringPayload(
                 session=None, errors=[await _monitoring_error(info, error)]
             )
-        info.context.forget_reads()
         return StopMonitoringPayload(session=MonitoringSession.of(row), errors=[])
 
     @strawberry.mutation(

@@ -1,6 +1,6 @@
 """The schema, with the limits that refuse abusive documents before execution."""
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import strawberry
 from graphql import (
@@ -139,6 +139,20 @@ class _SubscriptionsOverWebSocket(SchemaExtension):
         yield
 
 
+class _OneSnapshotPerOperation(SchemaExtension):
+    """Each operation reads through a context of its own (over WebSocket, one connection's
+    operations share the connection's context), whose snapshot ends with the operation: a
+    long-lived connection holds no snapshot between operations."""
+
+    async def on_operation(self) -> AsyncIterator[None]:
+        operation = self.execution_context.context.for_operation()
+        self.execution_context.context = operation
+        try:
+            yield
+        finally:
+            await operation.forget_reads()
+
+
 class _Schema(strawberry.Schema):
     def process_errors(self, errors, execution_context=None) -> None:
         """Refusals are answers, not incidents: ErrorCodes logs the unexpected errors, with
@@ -169,6 +183,7 @@ schema = _Schema(
     ],
     execution_context_class=SharedAnswers,
     extensions=[
+        _OneSnapshotPerOperation,  # first: the others see the operation's context
         ErrorCodes,
         _SubscriptionsOverWebSocket,
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),

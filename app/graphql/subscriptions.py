@@ -9,6 +9,7 @@ from typing import Annotated
 import strawberry
 from graphql import ExecutionResult, OperationDefinitionNode
 
+from app.db import Database
 from app.events.broker import Batch, Event, SlowSubscriber
 from app.graphql.enums import MonitoringEventKind
 from app.graphql.execution import PlainLeaves
@@ -22,14 +23,30 @@ SLOW_SUBSCRIBER_CLOSE = 4008
 
 
 class _SharedWork:
-    """What every subscriber of one batch of events shares: the rows, read once (fresh for
-    each batch), and the answers, each computed once (see SharedAnswers)."""
+    """What every subscriber of one batch of events shares: the rows, read once in one
+    snapshot, and the answers, each computed once (see SharedAnswers).
 
-    def __init__(self, info: Info) -> None:
-        self.reads = RowLoaders(info.context.db)
-        self.answers: dict[
-            tuple, tuple[OperationDefinitionNode, asyncio.Future | ExecutionResult]
-        ] = {}
+    The snapshot lasts as long as executions that read it are under way: the last one to
+    finish ends it, so that no subscriber holds a connection between events, and one that
+    begins later reads a new snapshot, with caches of its own."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._reads: RowLoaders | None = None
+        self._executing = 0
+        self.answers: dict[tuple, tuple[OperationDefinitionNode, asyncio.Future]] = {}
+
+    def begin(self) -> RowLoaders:
+        if self._reads is None:
+            self._reads = RowLoaders(self._db)
+        self._executing += 1
+        return self._reads
+
+    async def end(self) -> None:
+        self._executing -= 1
+        if self._executing == 0:
+            reads, self._reads = self._reads, None
+            await reads.close()
 
 
 _shared_work: weakref.WeakKeyDictionary[Batch, _SharedWork] = weakref.WeakKeyDictionary()
@@ -38,21 +55,20 @@ _shared_work: weakref.WeakKeyDictionary[Batch, _SharedWork] = weakref.WeakKeyDic
 def _deliver(info: Info, event: Event) -> "MonitoringSessionEvent":
     shared = _shared_work.get(event.batch)
     if shared is None:
-        shared = _shared_work[event.batch] = _SharedWork(info)
-        shared.reads.session.prime(event.session.id, event.session)
-    info.context.share_reads(shared.reads)
-    return MonitoringSessionEvent.of(event, shared.answers)
+        shared = _shared_work[event.batch] = _SharedWork(info.context.db)
+    return MonitoringSessionEvent.of(event, shared)
 
 
 class SharedAnswers(PlainLeaves):
     """Executes a subscription event once for all the subscribers that would get the same
     answer: the same operation and variables, and the same viewer (everything a payload
     depends on besides the event). Thousands of supervisors watching the same floor then
-    cost a few executions per event instead of one each, which bounded delivery."""
+    cost a few executions per event instead of one each, which bounded delivery. Executions
+    for one batch read its rows, in its snapshot, side by side (see _SharedWork)."""
 
     def execute_operation(self, serially: bool | None = None):
-        answers = getattr(self.root_value, "shared_answers", None)
-        if answers is None:
+        shared = getattr(self.root_value, "shared_work", None)
+        if shared is None:
             return super().execute_operation(serially)
         key = (
             self.root_value.position,
@@ -62,19 +78,24 @@ class SharedAnswers(PlainLeaves):
         )
         metrics = self.context_value.metrics
         metrics.payloads_sent.inc()
-        entry = answers.get(key)
+        entry = shared.answers.get(key)
         if entry is None or entry[0] is not self.operation:  # an id reused by another one
             metrics.payloads_executed.inc()
-            result = super().execute_operation(serially)
-            if self.is_awaitable(result):
-                result = asyncio.ensure_future(result)
-            entry = answers[key] = (self.operation, result)
+            answer = asyncio.ensure_future(self._execute_sharing(shared, serially))
+            entry = shared.answers[key] = (self.operation, answer)
         answer = entry[1]
-        if isinstance(answer, asyncio.Future):
-            if not answer.done():
-                return _when_done(answer)
-            answer = answer.result()
-        return _own_copy(answer)
+        if not answer.done():
+            return _when_done(answer)
+        return _own_copy(answer.result())
+
+    async def _execute_sharing(self, shared: _SharedWork, serially: bool | None):
+        """Execute with the rows, and the snapshot, of the batch."""
+        self.context_value.share_reads(shared.begin())
+        try:
+            result = super().execute_operation(serially)
+            return await result if self.is_awaitable(result) else result
+        finally:
+            await shared.end()
 
 
 async def _when_done(answer: asyncio.Future) -> ExecutionResult:
@@ -100,13 +121,13 @@ class MonitoringSessionEvent:
     )
 
     position: strawberry.Private[int]
-    shared_answers: strawberry.Private[dict]
+    shared_work: strawberry.Private[_SharedWork]
 
     @classmethod
-    def of(cls, event: Event, shared_answers: dict) -> "MonitoringSessionEvent":
+    def of(cls, event: Event, shared_work: _SharedWork) -> "MonitoringSessionEvent":
         return cls(
             position=event.position,
-            shared_answers=shared_answers,
+            shared_work=shared_work,
             cursor=encode_cursor("event", event.position),
             kind=event.kind,
             occurred_at=event.occurred_at,

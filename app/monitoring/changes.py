@@ -34,7 +34,11 @@ async def lock_interaction(session: AsyncSession, interaction_id: int) -> Intera
 async def bump_version(
     session: AsyncSession, interaction_id: int, expected: int | None = None
 ) -> bool:
-    """Mark the interaction changed; with `expected`, only if nobody changed it since."""
+    """Mark the interaction changed; with `expected`, only if nobody changed it since.
+
+    Every change of an interaction's participants or sessions bumps its version in the same
+    transaction (the integration's calls through the ORM): a start's compare-and-set relies
+    on it to know that nothing changed since its snapshot."""
     statement = (
         sa.update(Interaction)
         .where(Interaction.id == interaction_id)

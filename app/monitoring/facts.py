@@ -1,7 +1,9 @@
 """What the monitoring rules need to know about one interaction, read in one place.
 
 The GraphQL layer builds the same facts from its DataLoaders (for `monitorability`), the
-mutations from the database (for `startMonitoring`): both then call the same rules.
+mutations from the database (for `startMonitoring`): both then call the same rules. Either
+way the facts come from one snapshot (or from under the interaction's lock), never from
+statements that each see another moment.
 """
 
 from collections.abc import Iterable, Mapping
@@ -76,7 +78,10 @@ def user_ids_needed(
 
 
 async def load_facts(session: AsyncSession, interaction_id: int) -> InteractionFacts | None:
-    """Read the facts of one interaction in four statements; None when there is none."""
+    """Read the facts of one interaction in four statements; None when there is none.
+
+    `session` must see one moment throughout: a `Database.read` session, or a transaction
+    that holds the interaction's lock (lock_interaction)."""
     row = (
         await session.exec(
             sa.select(Interaction, Queue)

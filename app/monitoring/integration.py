@@ -1,5 +1,9 @@
 """What the telephony platform reports: interactions arriving, agents joining and leaving,
-interactions ending, presence. Each call is one transaction; a refused call writes nothing."""
+interactions ending, presence. Each call is one transaction; a refused call writes nothing.
+
+A call about an interaction locks it first and decides under the lock, which every writer of
+the interaction's participants and sessions holds when it commits: what it reads next is one
+moment. Creating an interaction and setting a presence each decide on one read."""
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite

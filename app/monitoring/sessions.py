@@ -1,9 +1,19 @@
 """startMonitoring and stopMonitoring.
 
-The limits (one ACTIVE session per interaction, one session ever per SMS) are unique partial
-indexes: concurrent starts all try to insert and the database lets one through. A start also
-compare-and-sets the interaction's version, so that an end or a disconnect that committed
-after the facts were read sends it round again instead of leaving an ACTIVE session behind.
+A start decides from facts read in one snapshot (`Database.read`), so that every answer is
+one that a single moment justifies. A start that may go ahead then writes in a transaction of
+its own. The limits (one ACTIVE session per interaction, one session ever per SMS) are unique
+partial indexes: concurrent starts all try to insert and the database lets one through. The
+write also compare-and-sets the interaction's version, which every change of the interaction's
+participants or sessions bumps in the same transaction, so that it commits only if nothing
+changed since the snapshot. A loser goes round again with a new snapshot.
+
+(The whole start is not one REPEATABLE READ transaction: its event takes the event log's
+counter, which every event anywhere updates, so that its update would fail whenever any event
+committed after the snapshot.)
+
+A stop decides under the interaction's lock, which every other writer of the interaction's
+participants and sessions holds when it commits.
 """
 
 import logging
@@ -22,56 +32,60 @@ from app.models.enums import (
     ParticipantPurpose,
     ParticipantState,
 )
-from app.monitoring.changes import bump_version, end_active_sessions
+from app.monitoring.changes import bump_version, end_active_sessions, lock_interaction
 from app.monitoring.errors import MonitoringError
 from app.monitoring.errors import MonitoringErrorCode as Code
-from app.monitoring.facts import load_facts
+from app.monitoring.facts import AgentFact, InteractionFacts, load_facts
 from app.monitoring.rules import AlreadyMine, check_stop, decide_start
 
 logger = logging.getLogger("binocular.monitoring")
 
-# Each round re-reads the facts after losing a race; a loser normally settles in the second.
+# Each round reads a new snapshot after losing a race; a loser normally settles in the second.
 _ROUNDS = 8
 
 
 class _Changed(Exception):
-    """The interaction changed between reading the facts and writing the session."""
+    """The interaction changed between the snapshot and the write."""
 
 
 async def start_monitoring(
     db: Database, viewer: User, interaction_id: int | None, agent_user_id: int | None
 ) -> MonitoringSession:
     """Start monitoring, or return the viewer's own active session; MonitoringError else."""
-    if interaction_id is None:
-        raise MonitoringError(Code.NOT_FOUND, "This interaction does not exist.")
-    lost_on: str | None = None
     for _ in range(_ROUNDS):
+        facts = await _facts_at_one_moment(db, interaction_id)
+        verdict = decide_start(viewer, facts, agent_user_id)
+        if isinstance(verdict, AlreadyMine):
+            return verdict.session
         try:
             async with db.transaction() as session:
-                return await _try_start(session, viewer, interaction_id, agent_user_id)
-        except IntegrityError as error:
-            lost_on = str(error.orig)
-            logger.info(
-                "a start on interaction %s lost at a unique index; re-reading", interaction_id
-            )
+                return await _write_start(session, viewer, facts, verdict.agent)
+        except IntegrityError:
+            logger.info("start on interaction %s lost at a unique index: again", interaction_id)
         except _Changed:
-            continue
-    # Still losing after every round: answer with the limit the database held.
-    if lost_on and "sms_once" in lost_on:
-        raise MonitoringError(Code.MONITORED_ONCE, "This SMS interaction was already monitored.")
-    raise MonitoringError(Code.ALREADY_MONITORED, "Someone else is monitoring this interaction.")
+            logger.info("interaction %s changed after a start's snapshot: again", interaction_id)
+    # Only a storm of changes to one interaction gets here: no answer rather than one that
+    # no moment justifies.
+    raise RuntimeError(f"a start on interaction {interaction_id} lost {_ROUNDS} rounds in a row")
 
 
-async def _try_start(session, viewer: User, interaction_id: int, agent_user_id: int | None):
-    facts = await load_facts(session, interaction_id)
+async def _facts_at_one_moment(db: Database, interaction_id: int | None) -> InteractionFacts:
+    facts = None
+    if interaction_id is not None:
+        async with db.read() as session:
+            facts = await load_facts(session, interaction_id)
     if facts is None:
         raise MonitoringError(Code.NOT_FOUND, "This interaction does not exist.")
-    verdict = decide_start(viewer, facts, agent_user_id)
-    if isinstance(verdict, AlreadyMine):
-        return verdict.session
+    return facts
+
+
+async def _write_start(
+    session, viewer: User, facts: InteractionFacts, agent: AgentFact
+) -> MonitoringSession:
+    interaction = facts.interaction
     now = utcnow()
     monitor = Participant(
-        interaction_id=interaction_id,
+        interaction_id=interaction.id,
         purpose=ParticipantPurpose.MONITOR,
         state=ParticipantState.CONNECTED,
         user_id=viewer.id,
@@ -81,54 +95,53 @@ async def _try_start(session, viewer: User, interaction_id: int, agent_user_id: 
     session.add(monitor)
     await session.flush()
     monitoring = MonitoringSession(
-        interaction_id=interaction_id,
-        media_type=facts.interaction.media_type,
+        interaction_id=interaction.id,
+        media_type=interaction.media_type,
         monitor_id=viewer.id,
-        agent_id=verdict.agent.user_id,
+        agent_id=agent.user_id,
         monitor_participant_id=monitor.id,
         state=MonitoringState.ACTIVE,
         started_at=now,
     )
     session.add(monitoring)
     await session.flush()  # the unique partial indexes decide here
-    if not await bump_version(session, interaction_id, expected=facts.interaction.version):
+    if not await bump_version(session, interaction.id, expected=interaction.version):
         raise _Changed
-    await record_event(
-        session, MonitoringEventKind.STARTED, monitoring, facts.interaction.queue_id, now
-    )
+    await record_event(session, MonitoringEventKind.STARTED, monitoring, interaction.queue_id, now)
     return monitoring
 
 
 async def stop_monitoring(db: Database, viewer: User, session_id: int | None) -> MonitoringSession:
     """End the session (STOPPED); an ended session comes back as it is."""
     async with db.transaction() as session:
-        monitoring = (
-            (
-                await session.exec(
-                    sa.select(MonitoringSession).where(MonitoringSession.id == session_id)
-                )
-            )
-            .scalars()
-            .first()
-            if session_id is not None
-            else None
-        )
-        facts = monitoring and await load_facts(session, monitoring.interaction_id)
-        if monitoring is None or facts is None:
+        interaction_id = await _interaction_of(session, session_id)
+        if interaction_id is None:
             raise MonitoringError(Code.NOT_FOUND, "This monitoring session does not exist.")
+        # Lock first, as every writer does; what is read next holds until commit.
+        await lock_interaction(session, interaction_id)
+        monitoring = await session.get(MonitoringSession, session_id, populate_existing=True)
+        facts = await load_facts(session, interaction_id)
         agent = await session.get(User, monitoring.agent_id)
         check_stop(viewer, facts, monitoring, agent.division_id)
         if monitoring.state == MonitoringState.ENDED:
             return monitoring
-        # Lock the interaction first, as every writer does, then end the session if still active.
-        await bump_version(session, monitoring.interaction_id)
-        ended = await end_active_sessions(
+        await bump_version(session, interaction_id)
+        (ended,) = await end_active_sessions(
             session,
             facts.interaction,
             MonitoringSession.id == monitoring.id,
             MonitoringEndReason.STOPPED,
             utcnow(),
         )
-        if ended:
-            return ended[0]
-        return await session.get(MonitoringSession, monitoring.id, populate_existing=True)
+        return ended
+
+
+async def _interaction_of(session, session_id: int | None) -> int | None:
+    """The session's interaction (which never changes), or None when there is no session."""
+    if session_id is None:
+        return None
+    return (
+        await session.exec(
+            sa.select(MonitoringSession.interaction_id).where(MonitoringSession.id == session_id)
+        )
+    ).scalar()

@@ -10,6 +10,7 @@ from app.models import MonitoringEvent, MonitoringSession
 from app.models.enums import MonitoringState
 from tests.conftest import JWT_SECRET, live_api_for
 from tests.events.test_subscription import Subscriber, kinds
+from tests.monitoring.serial import DISCONNECT, END, interleaved, race_rounds, went_round_again
 from tests.servers import ServeProcess
 
 
@@ -71,6 +72,27 @@ async def test_sms_race_after_a_stop_split_between_two_processes(
         )
     )
     assert Counter(r["errors"][0]["code"] for r in results) == {"MONITORED_ONCE": 50}
+
+
+@pytest.mark.parametrize("rival", [END, DISCONNECT], ids=["end", "disconnect"])
+async def test_starts_racing_a_rival_across_processes_answer_as_in_a_serial_order(
+    postgres_only, server, second_server, live_api, other_api, supervisors, db, rival
+):
+    """Fifty rounds of twenty starts, split over the two processes, racing endInteraction or
+    disconnectAgent. The race is proven to happen: starts lost at the unique index to each
+    other, and found the rival's change between their snapshot and their write."""
+    logged = len(server.log_records()), len(second_server.log_records())
+    outcomes = await race_rounds(
+        [live_api, other_api], db, supervisors, rival, rounds=50, starters=20, spread=0.01
+    )
+    messages = [
+        record["event"]
+        for process, already in zip((server, second_server), logged, strict=True)
+        for record in process.log_records()[already:]
+    ]
+    again = went_round_again(messages)
+    print(f"{sum(outcomes, Counter())}; {interleaved(outcomes, rival)} interleaved; {again}")
+    assert again["index"] and again["changed"], again
 
 
 async def test_mutations_on_one_process_reach_subscribers_on_another(
