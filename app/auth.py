@@ -16,6 +16,19 @@ def issue_token(secret: str, user_key: str, ttl_seconds: int) -> str:
 
 def token_subject(secret: str, token: str) -> str | None:
     """The user key of a valid token; None for anything else (bad signature, expired, no exp)."""
+    claims = _claims(secret, token)
+    return claims["sub"] if claims else None
+
+
+def token_expiry(secret: str, token: str) -> datetime | None:
+    """When a valid token stops being accepted (its `exp` plus the leeway); None if invalid."""
+    claims = _claims(secret, token)
+    if claims is None:
+        return None
+    return datetime.fromtimestamp(claims["exp"], UTC) + timedelta(seconds=LEEWAY_SECONDS)
+
+
+def _claims(secret: str, token: str) -> dict | None:
     try:
         claims = jwt.decode(
             token,
@@ -27,7 +40,8 @@ def token_subject(secret: str, token: str) -> str | None:
     except jwt.PyJWTError:
         return None
     subject = claims.get("sub")
-    return subject if isinstance(subject, str) and subject else None
+    valid = isinstance(subject, str) and subject and isinstance(claims["exp"], int | float)
+    return claims if valid else None
 
 
 def bearer_token(header_value: str | None) -> str | None:

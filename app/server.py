@@ -6,6 +6,7 @@ import gc
 import logging
 import weakref
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 
 import orjson
 import sqlalchemy as sa
@@ -33,6 +34,7 @@ from app.ops.metrics import CONTENT_TYPE, Metrics
 
 logger = logging.getLogger("binocular.server")
 GOING_AWAY = 1001
+TOKEN_EXPIRED = 4403
 
 
 class _Router(GraphQLResponseJson, GraphQLRouter):
@@ -71,11 +73,21 @@ class _Router(GraphQLResponseJson, GraphQLRouter):
         return await super().parse_http_body(request)
 
     async def on_ws_connect(self, context: Context):
-        """A WebSocket needs a valid token in its connection_init payload, else 4403."""
+        """A WebSocket needs a valid token in its connection_init payload, else 4403; it is
+        closed with 4403 when that token expires."""
         if await context.viewer() is None:
             raise ConnectionRejectionError()
         self._websockets.add(context.request)
+        delay = (context.token_expiry() - datetime.now(UTC)).total_seconds()
+        asyncio.get_running_loop().call_later(
+            max(delay, 0), lambda: asyncio.ensure_future(_close_expired(context.request))
+        )
         return await super().on_ws_connect(context)
+
+
+async def _close_expired(websocket: WebSocket) -> None:
+    with contextlib.suppress(Exception):  # already closed: nothing to do
+        await websocket.close(code=TOKEN_EXPIRED, reason="The token has expired.")
 
 
 def create_app(settings: Settings) -> FastAPI:

@@ -13,7 +13,7 @@ from app.config import Settings
 from app.db import Database
 from app.graphql.ids import decode_id, encode_id
 from app.models import Interaction, MonitoringSession, Participant, User
-from app.monitoring.visibility import interaction_visible
+from app.visibility import Policy
 
 
 def create() -> FastAPI:
@@ -54,7 +54,9 @@ def create() -> FastAPI:
         async with db.read() as session:
             visible = (
                 await session.exec(
-                    sa.select(Interaction.id).where(Interaction.id == pk, interaction_visible(user))
+                    sa.select(Interaction.id).where(
+                        Interaction.id == pk, Policy(user).interaction.sql
+                    )
                 )
             ).first()
             if visible is None:

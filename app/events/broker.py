@@ -46,9 +46,17 @@ class Event:
     interaction_id: int
     queue_id: int
     monitor_id: int
-    # Divisions whose users may see the interaction: its queue's and its agents'.
-    divisions: frozenset[int]
+    # What the visibility policy decides on (an InteractionScope): the queue's division, and
+    # every AGENT participant of the interaction, connected now or earlier.
+    queue_division_id: int
+    agents: tuple["Agent", ...]
     batch: Batch
+
+
+@dataclass(frozen=True)
+class Agent:
+    user_id: int
+    division_id: int
 
 
 class SlowSubscriber(Exception):
@@ -91,6 +99,7 @@ class Broker:
         # The last position handed out; None until the log could be read (a server may start
         # before its database is migrated, and reports not ready meanwhile).
         self.position: int | None = None
+        self._position_known = asyncio.Event()
 
     @property
     def subscriber_count(self) -> int:
@@ -98,7 +107,7 @@ class Broker:
 
     async def start(self) -> None:
         self._db.on_events_committed.append(self.on_commit)
-        self.position = await self._last_position_or_none()
+        self._set_first_position(await self._last_position_or_none())
         self._tasks.append(asyncio.create_task(self._read_forever(), name="event-reader"))
         if not self._db.sqlite:
             self._tasks.append(asyncio.create_task(self._listen_forever(), name="event-listener"))
@@ -118,11 +127,17 @@ class Broker:
     def on_commit(self, _recorded: list) -> None:
         self.wake()
 
-    def subscribe(self, matches: Callable[[Event], bool]) -> tuple[Subscriber, int]:
-        """Register; returns the subscriber and the position live delivery starts after."""
+    async def subscribe(self, matches: Callable[[Event], bool]) -> tuple[Subscriber, int]:
+        """Register; returns the subscriber and the position live delivery starts after.
+
+        Only a position the reader has read is handed out: while the log cannot be read (a
+        process started with its database unreachable), a subscriber waits, rather than
+        resume from a position that would skip what lies between."""
+        await self._position_known.wait()
+        # No await from here on: registering and learning the position are one step.
         subscriber = Subscriber(matches, self._queue_limit)
         self._subscribers.add(subscriber)
-        return subscriber, self.position or 0
+        return subscriber, self.position
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
         self._subscribers.discard(subscriber)
@@ -143,7 +158,7 @@ class Broker:
             self._wake.clear()
             try:
                 if self.position is None:
-                    self.position = await self._last_position()
+                    self._set_first_position(await self._last_position())
                 while events := await self._read(self.position):
                     # No await from here to the position update: see the module docstring.
                     for event in events:
@@ -152,6 +167,11 @@ class Broker:
                     self.position = events[-1].position
             except Exception:  # a database hiccup must not kill delivery: retry at next wake
                 logger.exception("reading the event log failed; retrying")
+
+    def _set_first_position(self, position: int | None) -> None:
+        self.position = position
+        if position is not None:
+            self._position_known.set()
 
     async def _last_position_or_none(self) -> int | None:
         try:
@@ -181,10 +201,10 @@ class Broker:
             rows = (await session.exec(query)).all()
             if not rows:
                 return []
-            agent_divisions = defaultdict(set)
-            for interaction_id, division_id in (
+            agents = defaultdict(list)
+            for interaction_id, user_id, division_id in (
                 await session.exec(
-                    sa.select(P.interaction_id, U.division_id)
+                    sa.select(P.interaction_id, P.user_id, U.division_id)
                     .join(U, U.id == P.user_id)
                     .where(
                         P.interaction_id.in_({event.interaction_id for event, _, _ in rows}),
@@ -193,7 +213,7 @@ class Broker:
                     .distinct()
                 )
             ).all():
-                agent_divisions[interaction_id].add(division_id)
+                agents[interaction_id].append(Agent(user_id, division_id))
         batch = Batch()
         return [
             Event(
@@ -204,7 +224,8 @@ class Broker:
                 interaction_id=event.interaction_id,
                 queue_id=event.queue_id,
                 monitor_id=event.monitor_id,
-                divisions=frozenset({queue_division, *agent_divisions[event.interaction_id]}),
+                queue_division_id=queue_division,
+                agents=tuple(agents[event.interaction_id]),
                 batch=batch,
             )
             for event, monitoring, queue_division in rows

@@ -4,12 +4,13 @@ import asyncio
 import copy
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime
 
 import sqlalchemy as sa
 from graphql import GraphQLError
 from strawberry.fastapi import BaseContext
 
-from app.auth import bearer_token, token_subject
+from app.auth import bearer_token, token_expiry, token_subject
 from app.db import Database
 from app.events.broker import Broker
 from app.graphql.loaders import Loaders, RowLoaders
@@ -85,11 +86,23 @@ class Context(BaseContext):
         return self._loaders
 
     def for_operation(self) -> "Context":
-        """A context for one operation, with the same viewer and reads of its own: the
-        operations of one WebSocket run side by side, each in its own snapshot."""
+        """A context for one operation, with reads of its own, that authenticates again:
+        the operations of one WebSocket run side by side, each in its own snapshot, and each
+        sees the token's expiry and the directory as they are when it starts."""
         operation = copy.copy(self)
         operation._loaders = None
+        operation._viewer = operation._authentication = None
         return operation
+
+    def token_expiry(self) -> datetime | None:
+        """When the bearer token stops being accepted; None without a valid one."""
+        token = bearer_token(self._authorization())
+        return token_expiry(self._jwt_secret, token) if token else None
+
+    def follow_directory(self, current: User) -> None:
+        """A subscription's viewer as the directory has it now (roles and division may have
+        changed since the subscription began): what follows is decided for them."""
+        self._viewer = current
 
     async def forget_reads(self) -> None:
         """End the operation's snapshot and drop what it cached: later reads see a new moment."""

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from strawberry.dataloader import DataLoader
 
 from app.db import Database
+from app.graphql.prefetch import MISSING, now_or_later, peek
 from app.models import (
     Division,
     Interaction,
@@ -30,7 +31,7 @@ from app.models import (
     User,
 )
 from app.models.enums import InteractionState, ParticipantPurpose, ParticipantState
-from app.monitoring.visibility import interaction_visible, user_visible
+from app.visibility import Policy
 
 
 class Reader:
@@ -138,7 +139,12 @@ class RowLoaders:
 
 class Loaders(RowLoaders):
     """Per operation and viewer: the row loaders (fresh, or shared with other subscribers of
-    the same events), and what depends on the viewer. Caches live as long as the snapshot."""
+    the same events), and what depends on the viewer. Caches live as long as the snapshot.
+
+    What the GraphQL types show of an interaction's participants and monitoring, and of a
+    queue's members, comes through the `*_seen` reads below, which apply the viewer's
+    visibility policy to the shared rows in memory; lists and lookups filter in SQL with the
+    same policy (`policy`)."""
 
     def __init__(self, db: Database, viewer: User, shared: RowLoaders | None = None) -> None:
         if shared is None:
@@ -147,6 +153,7 @@ class Loaders(RowLoaders):
             vars(self).update(vars(shared))  # the same loaders and reader, not copies
         self._viewer = viewer
         self._shared = shared is not None
+        self.policy = Policy(viewer)
 
     async def close(self) -> None:
         """End the snapshot, unless it belongs to the subscribers that share it."""
@@ -158,15 +165,56 @@ class Loaders(RowLoaders):
 
     @functools.cached_property
     def visible_interaction(self) -> DataLoader:
-        return DataLoader(self._visible_ids(Interaction, interaction_visible(self._viewer)))
+        return DataLoader(self._visible_ids(Interaction, self.policy.interaction.sql))
 
     @functools.cached_property
     def visible_user(self) -> DataLoader:
-        return DataLoader(self._visible_ids(User, user_visible(self._viewer)))
+        return DataLoader(self._visible_ids(User, self.policy.user))
 
     @functools.cached_property
     def agent_interactions(self) -> DataLoader:
-        return DataLoader(self._agent_interactions(interaction_visible(self._viewer)))
+        return DataLoader(self._agent_interactions(self.policy.interaction.sql))
+
+    # The policy applied to rows in memory. Each answers now when its rows are loaded (the
+    # list roots prefetch them), else with an awaitable.
+
+    def participants_seen(self, interaction_pk: int):
+        """The interaction's participants the viewer may see: MONITOR ones only where the
+        viewer may see its monitoring."""
+        return now_or_later(self.participants, interaction_pk, self._participants_seen)
+
+    def sessions_seen(self, interaction_pk: int):
+        """The interaction's monitoring sessions, or none where its monitoring is silent to
+        the viewer."""
+        participants = peek(self.participants, interaction_pk)
+        sessions = peek(self.sessions, interaction_pk)
+        if MISSING in (participants, sessions):
+            return self._sessions_seen_later(interaction_pk)
+        return sessions if self.policy.monitoring.check(_Scope(participants)) else []
+
+    def members_seen(self, queue_pk: int):
+        """A queue's members, for a queue the viewer sees in its own right; none through a
+        reference (an interaction of another division's queue)."""
+        queue = peek(self.queue, queue_pk)
+        members = peek(self.queue_members, queue_pk)
+        if MISSING in (queue, members):
+            return self._members_seen_later(queue_pk)
+        return members if self.policy.queue.check(queue) else []
+
+    def _participants_seen(self, rows: list) -> list:
+        if self.policy.monitoring.check(_Scope(rows)):
+            return rows
+        return [row for row in rows if row.purpose != ParticipantPurpose.MONITOR]
+
+    async def _sessions_seen_later(self, interaction_pk: int) -> list:
+        await asyncio.gather(
+            self.participants.load(interaction_pk), self.sessions.load(interaction_pk)
+        )
+        return self.sessions_seen(interaction_pk)
+
+    async def _members_seen_later(self, queue_pk: int) -> list:
+        await asyncio.gather(self.queue.load(queue_pk), self.queue_members.load(queue_pk))
+        return self.members_seen(queue_pk)
 
     async def rows(self, statement) -> Sequence:
         return await self.reader.rows(statement)
@@ -205,3 +253,10 @@ class Loaders(RowLoaders):
             return [groups.get(user_id, []) for user_id in user_ids]
 
         return load
+
+
+class _Scope:
+    """An interaction's participants as the monitoring rule reads them: its agents' ids."""
+
+    def __init__(self, participants: list) -> None:
+        self.agents = [p for p in participants if p.purpose == ParticipantPurpose.AGENT]

@@ -8,6 +8,7 @@ interaction, a subscription's payload) is loaded as before: the resolver returns
 awaitable instead of a value, and GraphQL awaits it.
 """
 
+import inspect
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -37,6 +38,22 @@ async def _later(loader: DataLoader, key: Any, convert: Callable[[Any], Any]) ->
     return convert(await loader.load(key))
 
 
+def then(value: Any, convert: Callable[[Any], Any]) -> Any:
+    """`convert(value)` now, or an awaitable of it when `value` is one."""
+    if inspect.isawaitable(value):
+        return _then_later(value, convert)
+    return convert(value)
+
+
+async def _then_later(awaitable, convert: Callable[[Any], Any]) -> Any:
+    return convert(await awaitable)
+
+
+async def settled(value: Any) -> Any:
+    """The value of what `now_or_later` or `then` returned, awaited where it must be."""
+    return await value if inspect.isawaitable(value) else value
+
+
 def selected_names(info) -> frozenset[str]:
     """Every field name in the query below this field (fragments included)."""
     names: set[str] = set()
@@ -50,7 +67,15 @@ def selected_names(info) -> frozenset[str]:
 
 
 # What each field of an interaction (or below it) needs loaded.
-_NEEDS_PARTICIPANTS = {"participants", "agents", "monitorability"}
+_NEEDS_PARTICIPANTS = {
+    "participants",
+    "agents",
+    "monitorability",
+    # Whether the viewer may see an interaction's monitoring depends on its agents.
+    "activeMonitoring",
+    "monitoringSessions",
+    "monitoredBy",
+}
 _NEEDS_SESSIONS = {"activeMonitoring", "monitoringSessions", "monitoredBy", "monitorability"}
 _NEEDS_USERS = {"user", "monitor", "agent", "monitorability"}
 _NEEDS_QUEUES = {"queue", "monitorability"}

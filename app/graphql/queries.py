@@ -10,7 +10,7 @@ from app import models
 from app.graphql.enums import InteractionState, MediaType
 from app.graphql.errors import bad_user_input
 from app.graphql.ids import RowId, decode_cursor, decode_id, decode_node_id, encode_cursor
-from app.graphql.prefetch import prefetch_interactions, selected_names
+from app.graphql.prefetch import prefetch_interactions, selected_names, settled
 from app.graphql.types import (
     Division,
     Info,
@@ -29,15 +29,13 @@ from app.graphql.types import (
     QueueEdge,
     User,
 )
+from app.models.enums import InteractionState as State
 from app.models.enums import (
-    ALL_SEEING_ROLES,
     MonitoringState,
     ParticipantPurpose,
     ParticipantState,
     Presence,
 )
-from app.models.enums import InteractionState as State
-from app.monitoring.visibility import interaction_visible, queue_visible
 
 DEFAULT_PAGE = 25
 MAX_PAGE = 100
@@ -125,17 +123,15 @@ def _filter_conditions(filter: InteractionFilter | None) -> list:
 
 async def _node(info: Info, type_name: str, pk: int) -> Node | None:
     """A node the viewer may see, or None: what is not visible does not exist."""
-    viewer = await info.context.require_viewer()
+    await info.context.require_viewer()
     loaders = info.context.loaders
-    all_seeing = bool(viewer.role_set & ALL_SEEING_ROLES)
+    policy = loaders.policy
     if type_name == "Division":
         row = await loaders.division.load(pk)
-        visible = row is not None and (all_seeing or row.id == viewer.division_id)
-        return Division.of(row) if visible else None
+        return Division.of(row) if row is not None and policy.division(row.id) else None
     if type_name == "Queue":
         row = await loaders.queue.load(pk)
-        visible = row is not None and (all_seeing or row.division_id == viewer.division_id)
-        return Queue.of(row) if visible else None
+        return Queue.of(row) if row is not None and policy.queue.check(row) else None
     if type_name == "User":
         return User.of(await loaders.user.load(pk)) if await loaders.visible_user.load(pk) else None
     if type_name == "Interaction":
@@ -149,7 +145,12 @@ async def _node(info: Info, type_name: str, pk: int) -> Node | None:
     row = await loader.load(pk)
     if row is None or not await loaders.visible_interaction.load(row.interaction_id):
         return None
-    return wrap(row)
+    # A MONITOR participant or a session: only where the viewer may see the monitoring.
+    seen = await settled(loaders.participants_seen(row.interaction_id))
+    if type_name == "Participant":
+        return wrap(row) if any(p.id == row.id for p in seen) else None
+    sessions = await settled(loaders.sessions_seen(row.interaction_id))
+    return wrap(row) if any(s.id == row.id for s in sessions) else None
 
 
 async def _rows(info: Info, statement) -> list:
@@ -193,10 +194,10 @@ class Query:
         first: Annotated[int | None, _arg(PAGE_SIZE)] = None,
         after: Annotated[str | None, _arg(AFTER)] = None,
     ) -> QueueConnection:
-        viewer = await info.context.require_viewer()
+        await info.context.require_viewer()
         size = _page_size(first)
         Q = models.Queue
-        visible = queue_visible(viewer)
+        visible = info.context.loaders.policy.queue.sql
         page = sa.select(Q.__table__).where(visible).order_by(Q.name, Q.id).limit(size + 1)
         if after is not None:
             name, pk = decode_cursor(after, "queue", str, RowId)
@@ -219,12 +220,10 @@ class Query:
     async def queue_activity(
         self, info: Info, queue_id: Annotated[strawberry.ID, _arg("The queue to watch.")]
     ) -> QueueActivity | None:
-        viewer = await info.context.require_viewer()
+        await info.context.require_viewer()
         pk = decode_id(queue_id, "Queue")
         queue = await info.context.loaders.queue.load(pk) if pk is not None else None
-        if queue is None or not (
-            viewer.role_set & ALL_SEEING_ROLES or queue.division_id == viewer.division_id
-        ):
+        if queue is None or not info.context.loaders.policy.queue.check(queue):
             return None
         I, U, M = models.Interaction, models.User, models.QueueMember
         as_of = datetime.now(UTC)
@@ -265,10 +264,10 @@ class Query:
         first: Annotated[int | None, _arg(PAGE_SIZE)] = None,
         after: Annotated[str | None, _arg(AFTER)] = None,
     ) -> InteractionConnection:
-        viewer = await info.context.require_viewer()
+        await info.context.require_viewer()
         size = _page_size(first)
         I = models.Interaction
-        conditions = [interaction_visible(viewer), *_filter_conditions(filter)]
+        conditions = [info.context.loaders.policy.interaction.sql, *_filter_conditions(filter)]
         page = sa.select(I.__table__).where(*conditions).order_by(I.started_at.desc(), I.id.desc())
         if after is not None:
             started, pk = decode_cursor(after, "interaction", str, RowId)

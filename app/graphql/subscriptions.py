@@ -6,8 +6,10 @@ from collections.abc import AsyncGenerator
 from datetime import datetime
 from typing import Annotated
 
+import sqlalchemy as sa
 import strawberry
 from graphql import ExecutionResult, OperationDefinitionNode
+from strawberry.dataloader import DataLoader
 
 from app.db import Database
 from app.events.broker import Batch, Event, SlowSubscriber
@@ -16,7 +18,8 @@ from app.graphql.execution import PlainLeaves
 from app.graphql.ids import decode_cursor, decode_id, encode_cursor
 from app.graphql.loaders import RowLoaders
 from app.graphql.types import Info, MonitoringSession
-from app.models.enums import ALL_SEEING_ROLES
+from app.models import User
+from app.visibility import Policy
 
 # Close code for a subscriber that fell too far behind: it resumes with its last cursor.
 SLOW_SUBSCRIBER_CLOSE = 4008
@@ -35,6 +38,14 @@ class _SharedWork:
         self._reads: RowLoaders | None = None
         self._executing = 0
         self.answers: dict[tuple, tuple[OperationDefinitionNode, asyncio.Future]] = {}
+        # The subscribers' viewers as the directory has them now: one statement a batch.
+        self.viewers = DataLoader(self._viewers)
+
+    async def _viewers(self, ids: list[int]) -> list[User | None]:
+        async with self._db.read() as session:
+            found = await session.exec(sa.select(User).where(User.id.in_(ids)))
+            by_id = {user.id: user for user in found.scalars()}
+        return [by_id.get(pk) for pk in ids]
 
     def begin(self) -> RowLoaders:
         if self._reads is None:
@@ -52,11 +63,26 @@ class _SharedWork:
 _shared_work: weakref.WeakKeyDictionary[Batch, _SharedWork] = weakref.WeakKeyDictionary()
 
 
-def _deliver(info: Info, event: Event) -> "MonitoringSessionEvent":
+def _shared(info: Info, event: Event) -> _SharedWork:
     shared = _shared_work.get(event.batch)
     if shared is None:
         shared = _shared_work[event.batch] = _SharedWork(info.context.db)
-    return MonitoringSessionEvent.of(event, shared)
+    return shared
+
+
+async def _deliverable(info: Info, event: Event, viewer_id: int) -> bool:
+    """Whether the event may go to the subscriber, decided for the viewer as the directory
+    has them now (a directory load may have moved or demoted them); the payload is then
+    computed for that viewer too. A viewer who is no longer there gets nothing."""
+    current = await _shared(info, event).viewers.load(viewer_id)
+    if current is None:
+        return False
+    info.context.follow_directory(current)
+    return Policy(current).event(event)
+
+
+def _deliver(info: Info, event: Event) -> "MonitoringSessionEvent":
+    return MonitoringSessionEvent.of(event, _shared(info, event))
 
 
 class SharedAnswers(PlainLeaves):
@@ -74,7 +100,10 @@ class SharedAnswers(PlainLeaves):
             self.root_value.position,
             id(self.operation),
             repr(self.variable_values.coerced),
+            # Everything of the viewer that a payload may depend on.
             self.context_value.authenticated_viewer.id,
+            self.context_value.authenticated_viewer.division_id,
+            tuple(self.context_value.authenticated_viewer.roles),
         )
         metrics = self.context_value.metrics
         metrics.payloads_sent.inc()
@@ -136,12 +165,12 @@ class MonitoringSessionEvent:
 
 
 def _event_filter(viewer, interaction_id, queue_id, mine):
-    sees_all = bool(viewer.role_set & ALL_SEEING_ROLES)
+    """The subscription's own filters. Visibility is decided later, per event, for the viewer
+    as they are then (see _deliverable)."""
 
     def matches(event: Event) -> bool:
         return (
-            (sees_all or viewer.division_id in event.divisions)
-            and (interaction_id is None or event.interaction_id == interaction_id)
+            (interaction_id is None or event.interaction_id == interaction_id)
             and (queue_id is None or event.queue_id == queue_id)
             and (not mine or event.monitor_id == viewer.id)
         )
@@ -185,13 +214,13 @@ class Subscription:
         after_position = decode_cursor(after, "event", int)[0] if after is not None else None
         matches = _event_filter(viewer, interaction_pk, queue_pk, mine)
         broker = info.context.broker
-        subscriber, live_after = broker.subscribe(matches)
+        subscriber, live_after = await broker.subscribe(matches)
         delivered = after_position if after_position is not None else live_after
         try:
             if after_position is not None:
                 async for batch in broker.replay(after_position, live_after):
                     for event in batch:
-                        if matches(event):
+                        if matches(event) and await _deliverable(info, event, viewer.id):
                             yield _deliver(info, event)
                         delivered = event.position
             while True:
@@ -205,6 +234,7 @@ class Subscription:
                     return
                 if event.position > delivered:
                     delivered = event.position
-                    yield _deliver(info, event)
+                    if await _deliverable(info, event, viewer.id):
+                        yield _deliver(info, event)
         finally:
             broker.unsubscribe(subscriber)

@@ -21,7 +21,7 @@ from app.graphql.enums import (
     Role,
 )
 from app.graphql.ids import encode_id
-from app.graphql.prefetch import MISSING, now_or_later, peek
+from app.graphql.prefetch import MISSING, now_or_later, peek, then
 from app.models.enums import MonitoringState as State
 from app.models.enums import ParticipantPurpose as Purpose
 from app.monitoring.errors import MonitoringError
@@ -86,9 +86,14 @@ class Queue(Node):
     def division(self, info: Info) -> Division:
         return now_or_later(info.context.loaders.division, self.division_pk, Division.of)
 
-    @strawberry.field(description="The agents who take the queue's interactions, by name.")
-    async def members(self, info: Info) -> list[User]:
-        return [User.of(row) for row in await info.context.loaders.queue_members.load(self.pk)]
+    @strawberry.field(
+        description="The agents who take the queue's interactions, by name; empty for a queue "
+        "of another division reached through one of its interactions."
+    )
+    def members(self, info: Info) -> list[User]:
+        return then(
+            info.context.loaders.members_seen(self.pk), lambda rows: [User.of(r) for r in rows]
+        )
 
     @classmethod
     def of(cls, row: models.Queue) -> "Queue":
@@ -184,7 +189,8 @@ class Participant(Node):
         return now_or_later(info.context.loaders.user, self.user_pk, User.of)
 
     @strawberry.field(
-        description="For an AGENT: the active session monitoring this agent on this interaction."
+        description="For an AGENT: the active session monitoring this agent on this interaction "
+        "(null for the interaction's agents: monitoring is silent)."
     )
     def monitored_by(self, info: Info) -> "MonitoringSession | None":
         if self.purpose != Purpose.AGENT:
@@ -200,7 +206,7 @@ class Participant(Node):
                 None,
             )
 
-        return now_or_later(info.context.loaders.sessions, self.interaction_pk, monitoring_me)
+        return then(info.context.loaders.sessions_seen(self.interaction_pk), monitoring_me)
 
     @strawberry.field(
         description="For an AGENT: whether the viewer could start monitoring this agent now, "
@@ -246,12 +252,12 @@ class Interaction(Node):
         return now_or_later(info.context.loaders.queue, self.queue_pk, Queue.of)
 
     @strawberry.field(
-        description="Every participant, in the order they joined: customer, agents, monitors."
+        description="Every participant, in the order they joined: customer, agents, monitors (monitors "
+        "only for viewers who may see the interaction's monitoring)."
     )
     def participants(self, info: Info) -> list[Participant]:
-        return now_or_later(
-            info.context.loaders.participants,
-            self.pk,
+        return then(
+            info.context.loaders.participants_seen(self.pk),
             lambda rows: [Participant.of(p) for p in rows],
         )
 
@@ -263,21 +269,25 @@ class Interaction(Node):
             lambda rows: [Participant.of(p) for p in rows if p.purpose == Purpose.AGENT],
         )
 
-    @strawberry.field(description="The session monitoring this interaction now, if any.")
+    @strawberry.field(
+        description="The session monitoring this interaction now, if any (null for its agents: "
+        "monitoring is silent)."
+    )
     def active_monitoring(self, info: Info) -> "MonitoringSession | None":
-        return now_or_later(
-            info.context.loaders.sessions,
-            self.pk,
+        return then(
+            info.context.loaders.sessions_seen(self.pk),
             lambda rows: next(
                 (MonitoringSession.of(s) for s in rows if s.state == State.ACTIVE), None
             ),
         )
 
-    @strawberry.field(description="Every monitoring session this interaction had, oldest first.")
+    @strawberry.field(
+        description="Every monitoring session this interaction had, oldest first (none for its "
+        "agents: monitoring is silent)."
+    )
     def monitoring_sessions(self, info: Info) -> list["MonitoringSession"]:
-        return now_or_later(
-            info.context.loaders.sessions,
-            self.pk,
+        return then(
+            info.context.loaders.sessions_seen(self.pk),
             lambda rows: [MonitoringSession.of(s) for s in rows],
         )
 

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 
 from app.models import MonitoringSession, User
 from app.models.enums import (
-    ALL_SEEING_ROLES,
     MONITORABLE_MEDIA,
     MONITORING_ROLES,
     InteractionState,
@@ -18,6 +17,7 @@ from app.models.enums import (
 from app.monitoring.errors import MonitoringError
 from app.monitoring.errors import MonitoringErrorCode as Code
 from app.monitoring.facts import AgentFact, InteractionFacts
+from app.visibility import Policy
 
 # An agentId that names no user at all (another type's id): it can match no agent.
 NOT_A_USER = -1
@@ -39,19 +39,11 @@ class AlreadyMine:
     session: MonitoringSession
 
 
-def can_see(viewer: User, facts: InteractionFacts) -> bool:
-    if viewer.role_set & ALL_SEEING_ROLES:
-        return True
-    return facts.queue_division_id == viewer.division_id or any(
-        agent.division_id == viewer.division_id for agent in facts.agents
-    )
-
-
 def decide_start(
     viewer: User, facts: InteractionFacts, agent_user_id: int | None
 ) -> Allowed | AlreadyMine:
     """Raise the first rule that fails as a MonitoringError, in the contract's order."""
-    if not can_see(viewer, facts):
+    if not Policy(viewer).interaction.check(facts):
         raise MonitoringError(Code.NOT_FOUND, "This interaction does not exist.")
     if not viewer.role_set & MONITORING_ROLES:
         raise MonitoringError(
@@ -69,7 +61,9 @@ def decide_start(
     if not connected:
         raise MonitoringError(Code.NO_AGENT, "No agent has joined this interaction yet.")
     agent = _choose_agent(connected, agent_user_id)
-    if any(a.user_id == viewer.id for a in connected):
+    # Connected now, or earlier: one who took part may never learn of its monitoring (silent
+    # monitoring), which rules 10 and 11 would tell.
+    if any(a.user_id == viewer.id for a in facts.agents):
         raise MonitoringError(
             Code.SELF_MONITORING, "You cannot monitor an interaction you are taking part in."
         )
@@ -121,7 +115,8 @@ def check_stop(
     viewer: User, facts: InteractionFacts, session: MonitoringSession, agent_division_id: int
 ) -> None:
     """Who may stop a session: its monitor, or an ADMIN of the monitored agent's division."""
-    if not can_see(viewer, facts):
+    policy = Policy(viewer)
+    if not (policy.interaction.check(facts) and policy.monitoring.check(facts)):
         raise MonitoringError(Code.NOT_FOUND, "This monitoring session does not exist.")
     if session.monitor_id == viewer.id:
         return

@@ -164,7 +164,7 @@ async def test_a_slow_subscriber_overflows_and_is_told_so(db, directory):
     broker = Broker(db, poll_seconds=0.1, queue_limit=3)
     await broker.start()
     try:
-        subscriber, _ = broker.subscribe(lambda event: True)
+        subscriber, _ = await broker.subscribe(lambda event: True)
         for n in range(5):
             async with db.transaction() as session:
                 monitoring = await new_session(session, directory, 100 + n)
@@ -182,7 +182,7 @@ async def test_without_any_wake_up_the_periodic_read_delivers(db, directory):
     await broker.start()
     db.on_events_committed.remove(broker.on_commit)  # as if every wake-up were lost
     try:
-        subscriber, _ = broker.subscribe(lambda event: True)
+        subscriber, _ = await broker.subscribe(lambda event: True)
         async with db.transaction() as session:
             monitoring = await new_session(session, directory, 200)
             await record_started(session, monitoring, directory)
@@ -190,4 +190,39 @@ async def test_without_any_wake_up_the_periodic_read_delivers(db, directory):
         assert event.session.id == monitoring.id
     finally:
         db.on_events_committed.append(broker.on_commit)
+        await broker.stop()
+
+
+async def test_a_subscriber_waits_for_a_position_the_reader_has_read(db, directory):
+    """Started while its database is unreachable, the broker hands out no position until it
+    has read one: a client resuming then replays everything it missed, with no gap (it was
+    handed 0, replayed nothing, and the reader jumped to the newest position)."""
+    positions = []
+    for n in range(3):
+        async with db.transaction() as session:
+            monitoring = await new_session(session, directory, 300 + n)
+            positions.append(await record_started(session, monitoring, directory))
+    broker = Broker(db, poll_seconds=0.1)
+    read_position, reachable = broker._last_position, False
+
+    async def last_position() -> int:
+        if not reachable:
+            raise OSError("the database is unreachable")
+        return await read_position()
+
+    broker._last_position = last_position
+    await broker.start()
+    try:
+        assert broker.position is None
+        subscribing = asyncio.create_task(broker.subscribe(lambda event: True))
+        await asyncio.sleep(0.5)  # several reads fail meanwhile
+        assert not subscribing.done()
+        reachable = True
+        _, live_after = await asyncio.wait_for(subscribing, 5)
+        assert live_after == positions[-1]
+        replayed = [
+            e.position async for batch in broker.replay(positions[0], live_after) for e in batch
+        ]
+        assert replayed == positions[1:]
+    finally:
         await broker.stop()

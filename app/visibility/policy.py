@@ -1,0 +1,177 @@
+"""The visibility policy: for one viewer, whether and how each kind of object may be seen.
+
+The contract's Visibility section, written once. Each rule is a `Rule`: a condition built
+from a few atoms, each atom given in its two forms side by side, its SQL (for lists and
+counts, which the database filters) and its check on facts already in memory (for rows the
+loaders hold, the rules of startMonitoring, and events). Combining rules combines both
+forms, so the two can never say different things; tests/visibility checks that they agree
+on real rows, and checks every answer of generated queries against an oracle of its own.
+
+- Divisions: the viewer's own; every division for ADMIN and INTEGRATION (and any division
+  as the division of a user or queue the viewer may see).
+- A queue in its own right: one of the viewer's division. As a reference from a visible
+  interaction, a queue shows itself but not its members.
+- An interaction: its queue, or any of its agents (connected now or earlier), is in the
+  viewer's division.
+- Monitoring (MONITOR participants, sessions, their events) on an interaction: visible to
+  SUPERVISOR, ADMIN and INTEGRATION viewers, and never to a viewer who is or was an AGENT
+  participant of it: silent monitoring stays silent. INTEGRATION sees all of it.
+- Users: in the viewer's division, on an interaction the viewer may see (as a MONITOR only
+  where the viewer may see its monitoring), or members of a queue the viewer sees in its own
+  right.
+"""
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+from sqlalchemy.orm import aliased
+from sqlalchemy.sql.elements import ColumnElement
+
+from app.models import Interaction, Participant, Queue, QueueMember, User
+from app.models.enums import ALL_SEEING_ROLES, ParticipantPurpose, Role
+
+# Who may ever be told of monitoring; INTEGRATION bridges the media, so it sees all of it.
+MONITORING_AWARE_ROLES = frozenset({Role.SUPERVISOR, Role.ADMIN, Role.INTEGRATION})
+
+
+class AgentRef(Protocol):
+    """An AGENT participant, connected now or earlier."""
+
+    user_id: int
+    division_id: int
+
+
+class InteractionScope(Protocol):
+    """What visibility needs to know of an interaction, in memory."""
+
+    queue_division_id: int
+    agents: Iterable[AgentRef]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A condition on one kind of object, in both forms: `sql` (a condition on the model's
+    columns, correlated where it needs to be) and `check` (on facts in memory)."""
+
+    sql: ColumnElement[bool]
+    check: Callable[[Any], bool]
+
+    def __or__(self, other: "Rule") -> "Rule":
+        return Rule(sa.or_(self.sql, other.sql), lambda f: self.check(f) or other.check(f))
+
+    def __and__(self, other: "Rule") -> "Rule":
+        return Rule(sa.and_(self.sql, other.sql), lambda f: self.check(f) and other.check(f))
+
+
+ALWAYS = Rule(sa.true(), lambda _facts: True)
+NEVER = Rule(sa.false(), lambda _facts: False)
+
+
+# Aliases, so that a rule used inside a statement over these very tables (the user rule
+# runs the interaction rule in a subquery over participants) correlates only on Interaction.
+_Agent = aliased(Participant, name="visibility_agent")
+_AgentUser = aliased(User, name="visibility_agent_user")
+
+
+def _agents_of_interaction() -> sa.Select:
+    """The AGENT participants of the interaction of the enclosing statement."""
+    return (
+        sa.select(_Agent.id)
+        .where(_Agent.interaction_id == Interaction.id, _Agent.purpose == ParticipantPurpose.AGENT)
+        .correlate(Interaction)
+    )
+
+
+class Policy:
+    """Visibility for one viewer: a users row (`id`, `division_id`, `roles`)."""
+
+    def __init__(self, viewer) -> None:
+        self.viewer_id: int = viewer.id
+        self.division_id: int = viewer.division_id
+        self.roles = frozenset(Role(role) for role in viewer.roles)
+        self.sees_everything = bool(self.roles & ALL_SEEING_ROLES)
+
+    def division(self, division_id: int) -> bool:
+        """A division looked up in its own right (`node`)."""
+        return self.sees_everything or division_id == self.division_id
+
+    @cached_property
+    def queue(self) -> Rule:
+        """A queue in its own right; facts: a queue row."""
+        if self.sees_everything:
+            return ALWAYS
+        own = self.division_id
+        return Rule(Queue.division_id == own, lambda queue: queue.division_id == own)
+
+    @cached_property
+    def interaction(self) -> Rule:
+        """An interaction; facts: an InteractionScope."""
+        if self.sees_everything:
+            return ALWAYS
+        own = self.division_id
+        in_a_queue_of_mine = Rule(
+            Interaction.queue_id.in_(sa.select(Queue.id).where(Queue.division_id == own)),
+            lambda scope: scope.queue_division_id == own,
+        )
+        taken_by_one_of_mine = Rule(
+            _agents_of_interaction()
+            .join(_AgentUser, _AgentUser.id == _Agent.user_id)
+            .where(_AgentUser.division_id == own)
+            .exists(),
+            lambda scope: any(agent.division_id == own for agent in scope.agents),
+        )
+        return in_a_queue_of_mine | taken_by_one_of_mine
+
+    @cached_property
+    def monitoring(self) -> Rule:
+        """The monitoring of a visible interaction (its MONITOR participants, sessions and
+        their events); facts: an InteractionScope. Silent monitoring stays silent."""
+        if Role.INTEGRATION in self.roles:
+            return ALWAYS
+        if not self.roles & MONITORING_AWARE_ROLES:
+            return NEVER
+        viewer = self.viewer_id
+        return Rule(
+            ~_agents_of_interaction().where(_Agent.user_id == viewer).exists(),
+            lambda scope: all(agent.user_id != viewer for agent in scope.agents),
+        )
+
+    @cached_property
+    def user(self) -> ColumnElement[bool]:
+        """SQL condition on User: a user looked up in their own right (`node`). Users
+        reached from a visible object (a participant's user, a session's monitor) are
+        visible with it."""
+        if self.sees_everything:
+            return sa.true()
+        on_a_visible_interaction = (
+            sa.select(Participant.id)
+            .join(Interaction, Interaction.id == Participant.interaction_id)
+            .where(
+                Participant.user_id == User.id,
+                self.interaction.sql,
+                sa.or_(Participant.purpose != ParticipantPurpose.MONITOR, self.monitoring.sql),
+            )
+            .exists()
+        )
+        member_of_a_visible_queue = (
+            sa.select(QueueMember.user_id)
+            .join(Queue, Queue.id == QueueMember.queue_id)
+            .where(QueueMember.user_id == User.id, self.queue.sql)
+            .exists()
+        )
+        return sa.or_(
+            User.division_id == self.division_id,
+            on_a_visible_interaction,
+            member_of_a_visible_queue,
+        )
+
+    def participant(self, purpose: ParticipantPurpose, scope: InteractionScope) -> bool:
+        """A participant of a visible interaction."""
+        return purpose != ParticipantPurpose.MONITOR or self.monitoring.check(scope)
+
+    def event(self, scope: InteractionScope) -> bool:
+        """An event about the monitoring of an interaction."""
+        return self.interaction.check(scope) and self.monitoring.check(scope)
