@@ -76,3 +76,26 @@ async def _user_ids(api, key: str) -> dict[str, str]:
         user=key,
     )
     return {key: data["viewer"]["id"]}
+
+
+async def test_queries_over_one_websocket_read_current_data(server, live_api):
+    """Each operation on a socket reads the database as it is: a query sent again after the
+    interaction ended (over HTTP) no longer answers CONNECTED."""
+    interaction = await live_api.create()
+    await live_api.connect(interaction, "bob")
+    query = "query($id: ID!) { interaction(id: $id) { state agents { state } } }"
+    async with websockets.connect(server.ws_url, subprotocols=["graphql-transport-ws"]) as ws:
+        init = {"Authorization": f"Bearer {live_api.token('ann')}"}
+        await ws.send(json.dumps({"type": "connection_init", "payload": init}))
+        assert json.loads(await ws.recv())["type"] == "connection_ack"
+
+        async def ask(operation_id: str) -> dict:
+            payload = {"query": query, "variables": {"id": interaction}}
+            await ws.send(json.dumps({"id": operation_id, "type": "subscribe", "payload": payload}))
+            answer = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "complete"
+            return answer["payload"]["data"]["interaction"]
+
+        assert await ask("1") == {"state": "CONNECTED", "agents": [{"state": "CONNECTED"}]}
+        await live_api.end(interaction)
+        assert await ask("2") == {"state": "ENDED", "agents": [{"state": "DISCONNECTED"}]}
