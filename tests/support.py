@@ -4,6 +4,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import httpx
+from hypothesis import HealthCheck, Phase, given, settings
 
 
 class GraphQLFailure(AssertionError):
@@ -127,3 +128,23 @@ class Api:
             user=user,
         )
         return data["stopMonitoring"]
+
+
+def explore(strategy, max_examples: int, act) -> None:
+    """Draw `max_examples` values of a hypothesis strategy and act on each: reproducibly, with
+    no shrinking and no example database (the fuzz and visibility tests)."""
+
+    @settings(
+        max_examples=max_examples,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+        print_blob=False,
+    )
+    @given(value=strategy)
+    def draw(value) -> None:
+        act(value)
+
+    draw()

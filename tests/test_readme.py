@@ -70,6 +70,7 @@ def test_the_graphql_session_answers_what_the_readme_shows(repo_root, tmp_path):
         ["bash", "-c", "set -eu; trap 'kill $(jobs -p) 2> /dev/null' EXIT\n" + script],
         cwd=repo_root,
         env=env,
+        check=False,
         capture_output=True,
         text=True,
         timeout=120,

@@ -28,7 +28,6 @@ from pathlib import Path
 import graphql
 import httpx
 import hypothesis_graphql
-from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir
 from hypothesis_graphql import nodes
@@ -37,6 +36,7 @@ from app.auth import issue_token
 from app.graphql.ids import NODE_TYPES, decode_node_id, encode_cursor, encode_id
 from app.graphql.schema import sdl
 from tests.conftest import JWT_SECRET
+from tests.support import explore
 
 # How many of each kind of generated operation, per backend.
 POSITIVE_QUERIES = 600
@@ -258,25 +258,6 @@ class Fuzzer:
             report += f"\n    response: {answer}"
         with self.lock:
             self.failures.append(report)
-
-
-def _explore(strategy, max_examples: int, act) -> None:
-    """Draw `max_examples` values (reproducibly, no shrinking, no example database)."""
-
-    @settings(
-        max_examples=max_examples,
-        deadline=None,
-        derandomize=True,
-        database=None,
-        phases=[Phase.generate],
-        suppress_health_check=list(HealthCheck),
-        print_blob=False,
-    )
-    @given(value=strategy)
-    def explore(value) -> None:
-        act(value)
-
-    explore()
 
 
 # -- Values: real, forged and random ------------------------------------------------------
@@ -1097,7 +1078,7 @@ def _fuzz(server_url: str, seeded: Seeded) -> Fuzzer:
 
         def operations(kind: str, strategy, count: int, users=QUERY_USERS) -> None:
             documents = st.tuples(strategy.filter(_clean), st.sampled_from(users))
-            _explore(
+            explore(
                 documents,
                 count,
                 lambda drawn: fuzzer.submit(
@@ -1129,7 +1110,7 @@ def _fuzz(server_url: str, seeded: Seeded) -> Fuzzer:
             NEGATIVE_OPERATIONS,
             USERS,
         )
-        _explore(
+        explore(
             _variable_operations(schema, seeded),
             VARIABLE_OPERATIONS,
             lambda drawn: fuzzer.submit(
@@ -1144,7 +1125,7 @@ def _fuzz(server_url: str, seeded: Seeded) -> Fuzzer:
             fuzzer.submit(call)
         for call in _fixed_malformed():
             fuzzer.submit(call)
-        _explore(_malformed(), MALFORMED_REQUESTS, fuzzer.submit)
+        explore(_malformed(), MALFORMED_REQUESTS, fuzzer.submit)
         fuzzer.drain()
         # Last, alone: if it wedges the server, nothing else is waiting behind it.
         fuzzer.send(_fragment_bomb(30), timeout=BOMB_TIMEOUT)

@@ -23,11 +23,11 @@ from dataclasses import dataclass
 
 import graphql
 import hypothesis_graphql
-from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from hypothesis_graphql import nodes
 
 from app.graphql.ids import encode_id
+from tests.support import explore
 from tests.visibility.conftest import VIEWERS
 from tests.visibility.oracle import NODE_TYPES
 
@@ -127,25 +127,6 @@ def _scalars() -> dict:
     }
 
 
-def _explore(strategy, count: int, act) -> None:
-    """Draw `count` values, reproducibly, with no shrinking and no example database."""
-
-    @settings(
-        max_examples=count,
-        deadline=None,
-        derandomize=True,
-        database=None,
-        phases=[Phase.generate],
-        suppress_health_check=list(HealthCheck),
-        print_blob=False,
-    )
-    @given(value=strategy)
-    def explore(value) -> None:
-        act(value)
-
-    explore()
-
-
 def _selection_of_root(document: str) -> str:
     """`{ sampleX { a b } }` -> `{ a b }`."""
     root = graphql.parse(document).definitions[0].selection_set.selections[0]
@@ -176,7 +157,7 @@ def draw_documents(schema_sdl: str) -> tuple[Drawn, ...]:
     viewers = random.Random(11)
 
     def take(strategy, count: int, kind: str) -> None:
-        _explore(
+        explore(
             strategy,
             count,
             lambda document: drawn.append(Drawn(document, viewers.choice(VIEWERS), kind)),
