@@ -78,7 +78,8 @@ class _Router(GraphQLResponseJson, GraphQLRouter):
         if await context.viewer() is None:
             raise ConnectionRejectionError()
         self._websockets.add(context.request)
-        delay = (context.token_expiry() - datetime.now(UTC)).total_seconds()
+        expiry = context.token_expiry()  # None if it expired since the check just above
+        delay = (expiry - datetime.now(UTC)).total_seconds() if expiry else 0
         asyncio.get_running_loop().call_later(
             max(delay, 0), lambda: asyncio.ensure_future(_close_expired(context.request))
         )
