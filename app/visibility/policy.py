@@ -51,23 +51,32 @@ class InteractionScope(Protocol):
     agents: Iterable[AgentRef]
 
 
-@dataclass(frozen=True)
+@dataclass
 class Rule:
     """A condition on one kind of object, in both forms: `sql` (a condition on the model's
-    columns, correlated where it needs to be) and `check` (on facts in memory)."""
+    columns, correlated where it needs to be) and `check` (on facts in memory).
 
-    sql: ColumnElement[bool]
+    The SQL is built when first asked for: building SQLAlchemy expressions costs far more
+    than a check, and delivering an event to thousands of subscribers only checks."""
+
+    build_sql: Callable[[], ColumnElement[bool]]
     check: Callable[[Any], bool]
 
+    @cached_property
+    def sql(self) -> ColumnElement[bool]:
+        return self.build_sql()
+
     def __or__(self, other: "Rule") -> "Rule":
-        return Rule(sa.or_(self.sql, other.sql), lambda f: self.check(f) or other.check(f))
+        return Rule(lambda: sa.or_(self.sql, other.sql), lambda f: self.check(f) or other.check(f))
 
     def __and__(self, other: "Rule") -> "Rule":
-        return Rule(sa.and_(self.sql, other.sql), lambda f: self.check(f) and other.check(f))
+        return Rule(
+            lambda: sa.and_(self.sql, other.sql), lambda f: self.check(f) and other.check(f)
+        )
 
 
-ALWAYS = Rule(sa.true(), lambda _facts: True)
-NEVER = Rule(sa.false(), lambda _facts: False)
+ALWAYS = Rule(sa.true, lambda _facts: True)
+NEVER = Rule(sa.false, lambda _facts: False)
 
 
 # Aliases, so that a rule used inside a statement over these very tables (the user rule
@@ -104,7 +113,7 @@ class Policy:
         if self.sees_everything:
             return ALWAYS
         own = self.division_id
-        return Rule(Queue.division_id == own, lambda queue: queue.division_id == own)
+        return Rule(lambda: Queue.division_id == own, lambda queue: queue.division_id == own)
 
     @cached_property
     def interaction(self) -> Rule:
@@ -113,14 +122,16 @@ class Policy:
             return ALWAYS
         own = self.division_id
         in_a_queue_of_mine = Rule(
-            Interaction.queue_id.in_(sa.select(Queue.id).where(Queue.division_id == own)),
+            lambda: Interaction.queue_id.in_(sa.select(Queue.id).where(Queue.division_id == own)),
             lambda scope: scope.queue_division_id == own,
         )
         taken_by_one_of_mine = Rule(
-            _agents_of_interaction()
-            .join(_AgentUser, _AgentUser.id == _Agent.user_id)
-            .where(_AgentUser.division_id == own)
-            .exists(),
+            lambda: (
+                _agents_of_interaction()
+                .join(_AgentUser, _AgentUser.id == _Agent.user_id)
+                .where(_AgentUser.division_id == own)
+                .exists()
+            ),
             lambda scope: any(agent.division_id == own for agent in scope.agents),
         )
         return in_a_queue_of_mine | taken_by_one_of_mine
@@ -135,7 +146,7 @@ class Policy:
             return NEVER
         viewer = self.viewer_id
         return Rule(
-            ~_agents_of_interaction().where(_Agent.user_id == viewer).exists(),
+            lambda: ~_agents_of_interaction().where(_Agent.user_id == viewer).exists(),
             lambda scope: all(agent.user_id != viewer for agent in scope.agents),
         )
 
