@@ -138,19 +138,16 @@ async def _node(info: Info, type_name: str, pk: int) -> Node | None:
         if not await loaders.visible_interaction.load(pk):
             return None
         return Interaction.of(await loaders.interaction.load(pk))
-    loader, wrap = {
-        "Participant": (loaders.participant, Participant.of),
-        "MonitoringSession": (loaders.session, MonitoringSession.of),
+    loader, seen_of, wrap = {
+        "Participant": (loaders.participant, loaders.participants_seen, Participant.of),
+        "MonitoringSession": (loaders.session, loaders.sessions_seen, MonitoringSession.of),
     }[type_name]
     row = await loader.load(pk)
     if row is None or not await loaders.visible_interaction.load(row.interaction_id):
         return None
     # A MONITOR participant or a session: only where the viewer may see the monitoring.
-    seen = await settled(loaders.participants_seen(row.interaction_id))
-    if type_name == "Participant":
-        return wrap(row) if any(p.id == row.id for p in seen) else None
-    sessions = await settled(loaders.sessions_seen(row.interaction_id))
-    return wrap(row) if any(s.id == row.id for s in sessions) else None
+    seen = await settled(seen_of(row.interaction_id))
+    return wrap(row) if any(other.id == row.id for other in seen) else None
 
 
 async def _rows(info: Info, statement) -> list:
