@@ -165,6 +165,18 @@ async def test_self_monitoring(api):
     refused(await api.start("ann", interaction, agent="bob"), "SELF_MONITORING")
 
 
+async def test_self_monitoring_also_for_one_who_took_part_earlier(api):
+    """A supervisor who left the interaction may not monitor it either: rules 10 and 11
+    (ALREADY_MONITORED naming the monitor, MONITORED_ONCE) would tell them of monitoring
+    that is silent to its agents."""
+    interaction = await live_call(api)
+    await api.connect(interaction, "ann")
+    await api.disconnect(interaction, "ann")
+    assert (await api.start("carl", interaction))["session"] is not None
+    await assert_agrees(api, "ann", interaction, "bob", "SELF_MONITORING")
+    refused(await api.start("ann", interaction), "SELF_MONITORING")
+
+
 async def test_division_mismatch_for_an_agent_of_another_division(api):
     interaction = await live_call(api, agent="tom", queue="billing")  # south agent, north queue
     await assert_agrees(api, "ann", interaction, "tom", "DIVISION_MISMATCH")
