@@ -92,9 +92,10 @@ def printed_token(output_path: str, user: str, port: int) -> str:
 
 
 def check_traffic(base: str, token: str) -> int:
-    """Simulated interactions appear in Ann's queues within a few seconds."""
+    """Simulated interactions appear in the queues within a few seconds. (The admin's token:
+    a supervisor sees one division, and the first interaction may arrive in the other.)"""
     queues = graphql(base, token, "{ queues { nodes { id name } } }")["queues"]["nodes"]
-    assert queues, "Ann sees no queue"
+    assert queues, "the admin sees no queue"
     query = "query($q: ID!) { queueActivity(queueId: $q) { waitingCount interactingCount } }"
     deadline = time.monotonic() + TRAFFIC_SECONDS
     while time.monotonic() < deadline:
@@ -141,7 +142,7 @@ def main(binocular: str) -> None:
             )
         try:
             wait_healthy(base, process)
-            token = printed_token(output_path, "Ann Lee", port)
+            token = printed_token(output_path, "Rita Admin", port)
             live = check_traffic(base, token)
             assets = check_graphiql(base)
             process.send_signal(signal.SIGINT)
