@@ -4,6 +4,7 @@ import asyncio
 import secrets
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -63,6 +64,50 @@ async def _load(settings: Settings, directory) -> dict[str, int]:
     db = Database(settings.database_url)
     try:
         return await load_directory(db, directory)
+    finally:
+        await db.dispose()
+
+
+@cli.command()
+def prune(
+    before: str = typer.Option(
+        None,
+        "--before",
+        help="ISO date or time (UTC unless it says otherwise): delete what is older.",
+    ),
+    days: float = typer.Option(
+        None, "--days", min=0, help="Or: delete what is older than this many days."
+    ),
+) -> None:
+    """Delete events and ended interactions older than a date, in small batches, while the
+    service runs. Subscribers resuming from a deleted cursor are told so (CURSOR_EXPIRED)."""
+    if (before is None) == (days is None):
+        _fail("give either --before DATE or --days N")
+    if days is not None:
+        cutoff = datetime.now(UTC) - timedelta(days=days)
+    else:
+        try:
+            cutoff = datetime.fromisoformat(before)
+        except ValueError:
+            _fail(f"--before {before!r} is not an ISO date or time (2026-01-31, 2026-01-31T12:00)")
+        if cutoff.tzinfo is None:
+            cutoff = cutoff.replace(tzinfo=UTC)
+    settings = Settings()
+    pruned = asyncio.run(_prune(settings, cutoff))
+    err.print(
+        f"pruned {pruned.events} events and {pruned.interactions} ended interactions "
+        f"older than {cutoff.isoformat()}"
+    )
+
+
+async def _prune(settings: Settings, cutoff: datetime):
+    from app.events.retention import prune
+
+    db = Database(settings.database_url)
+    try:
+        return await prune(db, cutoff)
+    except (sa.exc.OperationalError, sa.exc.ProgrammingError):
+        _fail("the database is not migrated: run `binocular migrate`")
     finally:
         await db.dispose()
 

@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -15,6 +15,10 @@ class Settings(BaseSettings):
     pool_size: int = 10
     # How often each process reads the event log even without a wake-up.
     event_poll_seconds: float = 2.0
+    # Retention: when set, each process prunes events and ended interactions older than this
+    # many days, at start and then every `retention_check_seconds` (`binocular prune` too).
+    retention_days: float | None = Field(default=None, gt=0)
+    retention_check_seconds: float = Field(default=3600, gt=0)
     # Largest request body accepted, in bytes.
     max_body_bytes: int = 1_048_576
     # Origins (scheme://host:port) besides the server's own whose pages may call the API: open

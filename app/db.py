@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from alembic import command
-from app.events.log import RECORDED
+from app.events.log import RECORDED, append_recorded
 
 _ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
 
@@ -85,8 +85,8 @@ class Database:
             self._snapshots, class_=AsyncSession, expire_on_commit=False
         )
         self._writes = async_sessionmaker(writer, class_=AsyncSession, expire_on_commit=False)
-        # Called with what was recorded, after a transaction that appended monitoring events
-        # has committed.
+        # Called with what was recorded (app.events.log.Recorded), after a transaction that
+        # appended events has committed.
         self.on_events_committed: list[Callable[[list], None]] = []
 
     def read(self) -> AsyncSession:
@@ -105,6 +105,7 @@ class Database:
         async with self._writes() as session:
             async with session.begin():
                 yield session
+                await append_recorded(session)
             if recorded := session.info.pop(RECORDED, None):
                 for listener in self.on_events_committed:
                     listener(recorded)

@@ -6,7 +6,7 @@ import gc
 import logging
 import weakref
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import orjson
 import sqlalchemy as sa
@@ -25,6 +25,7 @@ from app import ide
 from app.config import Settings
 from app.db import Database
 from app.events.broker import Broker
+from app.events.retention import keep_window
 from app.graphql.context import Context
 from app.graphql.http import GraphQLResponseJson
 from app.graphql.schema import schema
@@ -105,9 +106,19 @@ def create_app(settings: Settings) -> FastAPI:
         db.on_events_committed.append(metrics.count_events)
         await broker.start()
         _tune_garbage_collector()
+        retention = None
+        if settings.retention_days is not None:
+            window = timedelta(days=settings.retention_days)
+            retention = asyncio.create_task(
+                keep_window(db, window, settings.retention_check_seconds), name="retention"
+            )
         try:
             yield
         finally:
+            if retention is not None:
+                retention.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await retention
             await broker.stop()
             await db.dispose()
 

@@ -19,8 +19,8 @@ import sqlalchemy as sa
 from app.db import Database, migrate
 from app.models import (
     Division,
+    EventLogEntry,
     Interaction,
-    MonitoringEvent,
     MonitoringSession,
     Participant,
     Queue,
@@ -221,7 +221,7 @@ async def _fill(url: str, sizes, seed: int) -> dict:
     rows = _rows(sizes, random.Random(seed), datetime.now(UTC))
     async with db.transaction() as session:
         # The event log first: it refers to sessions of a previous run.
-        await session.exec(sa.delete(MonitoringEvent))
+        await session.exec(sa.delete(EventLogEntry))
         for model in reversed(
             (Division, User, Queue, QueueMember, Interaction, Participant, MonitoringSession)
         ):

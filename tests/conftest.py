@@ -176,7 +176,7 @@ def _directory_models():
 async def api(app, directory) -> AsyncIterator[Api]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://binocular") as client:
-        yield Api(client, directory, lambda key: issue_token(JWT_SECRET, key, 3600))
+        yield Api(client, directory, lambda key: issue_token(JWT_SECRET, key, 3600), app)
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 from hypothesis import HealthCheck, Phase, given, settings
@@ -16,6 +17,8 @@ class Api:
     client: httpx.AsyncClient
     ids: dict[str, str]
     token_for: Callable[[str], str]
+    # The application, when the API is called in process.
+    app: Any = None
     _tokens: dict[str, str] = field(default_factory=dict)
 
     def token(self, user: str) -> str:
@@ -99,6 +102,17 @@ class Api:
 
     async def end(self, interaction: str) -> dict:
         return await self.integration("endInteraction", interactionId=interaction)
+
+    async def set_presence(self, user: str, presence: str) -> dict:
+        data = await self.data(
+            """mutation($input: SetPresenceInput!) {
+                 setPresence(input: $input) { user { key presence } errors { message field } }
+               }""",
+            {"input": {"userId": self.ids[user], "presence": presence}},
+            user="pbx",
+        )
+        assert data["setPresence"]["errors"] == [], data
+        return data["setPresence"]
 
     async def start(self, user: str, interaction: str, agent: str | None = None) -> dict:
         input_fields = {"interactionId": interaction}

@@ -9,6 +9,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from app.db import Database
+from app.events.log import presence_changed, record
 from app.models import Division, Queue, QueueMember, User
 from app.models.enums import Presence, Role
 
@@ -131,6 +132,7 @@ async def load_directory(db: Database, directory: DirectoryFile) -> dict[str, in
             "divisions",
         )
         division_ids = {key: row.id for key, row in divisions.items()}
+        presence_changes: list[tuple[str, Presence]] = []
 
         def user_values(entry: UserEntry, existing: User | None) -> dict:
             values = {
@@ -140,11 +142,15 @@ async def load_directory(db: Database, directory: DirectoryFile) -> dict[str, in
             }
             if entry.presence is not None:
                 values["presence"] = entry.presence
+                if existing is not None and existing.presence != entry.presence:
+                    presence_changes.append((entry.key, entry.presence))
             elif existing is None:
                 values["presence"] = Presence.OFFLINE
             return values
 
         users = await _upsert(session, User, directory.users, user_values, changed, "users")
+        for key, presence in presence_changes:
+            record(session, presence_changed(users[key].id, presence))
         queues = await _upsert(
             session,
             Queue,

@@ -25,8 +25,15 @@ from sqlalchemy.engine import make_url
 
 from app.db import Database
 from app.events.log import NOTIFY_CHANNEL
-from app.models import MonitoringEvent, MonitoringSession, Participant, Queue, User
-from app.models.enums import MonitoringEventKind, ParticipantPurpose
+from app.models import (
+    EventLogEntry,
+    MonitoringSession,
+    Participant,
+    Queue,
+    QueueMember,
+    User,
+)
+from app.models.enums import EventKind, ParticipantPurpose, Presence
 
 logger = logging.getLogger("binocular.events")
 
@@ -40,23 +47,37 @@ class Batch:
 @dataclass(frozen=True)
 class Event:
     position: int
-    kind: MonitoringEventKind
+    kind: EventKind
     occurred_at: datetime
-    session: MonitoringSession
-    interaction_id: int
-    queue_id: int
-    monitor_id: int
-    # What the visibility policy decides on (an InteractionScope): the queue's division, and
-    # every AGENT participant of the interaction, connected now or earlier.
-    queue_division_id: int
+    # Interaction and monitoring events: the interaction and its queue.
+    interaction_id: int | None
+    queue_id: int | None
+    # MONITORING_*: the session, as it is when read.
+    session: MonitoringSession | None
+    # AGENT_*: the agent; PRESENCE_CHANGED: the user, and the presence set.
+    user_id: int | None
+    presence: Presence | None
+    # What the visibility policy decides an interaction's events on (an InteractionScope):
+    # the queue's division, and every AGENT participant, connected now or earlier.
+    queue_division_id: int | None
     agents: tuple["Agent", ...]
+    # PRESENCE_CHANGED: the queues the user is a member of.
+    member_of: frozenset[int]
     batch: Batch
+
+    @property
+    def monitor_id(self) -> int | None:
+        return self.session.monitor_id if self.session is not None else None
 
 
 @dataclass(frozen=True)
 class Agent:
     user_id: int
     division_id: int
+
+
+class CursorExpired(Exception):
+    """The events after the cursor have been pruned from the log: the client starts over."""
 
 
 class SlowSubscriber(Exception):
@@ -143,11 +164,16 @@ class Broker:
         self._subscribers.discard(subscriber)
 
     async def replay(self, after: int, until: int):
-        """Batches of the events in (after, until], oldest first."""
+        """Batches of the events in (after, until], oldest first; CursorExpired where some
+        of them have been pruned.
+
+        Positions have no gaps (app/events/log.py) and the log is pruned from its oldest
+        end: so each batch, read in one snapshot, is complete exactly when it starts right
+        after the cursor."""
         while after < until:
             events = await self._read(after, until)
-            if not events:
-                return
+            if not events or events[0].position != after + 1:
+                raise CursorExpired
             yield events
             after = events[-1].position
 
@@ -182,15 +208,15 @@ class Broker:
 
     async def _last_position(self) -> int:
         async with self._db.read() as session:
-            last = await session.exec(sa.select(sa.func.max(MonitoringEvent.position)))
+            last = await session.exec(sa.select(sa.func.max(EventLogEntry.position)))
             return last.scalar() or 0
 
     async def _read(self, after: int, until: int | None = None) -> list[Event]:
-        E, S, Q, P, U = MonitoringEvent, MonitoringSession, Queue, Participant, User
+        E, S, Q = EventLogEntry, MonitoringSession, Queue
         query = (
             sa.select(E, S, Q.division_id)
-            .join(S, S.id == E.session_id)
-            .join(Q, Q.id == E.queue_id)
+            .outerjoin(S, S.id == E.session_id)
+            .outerjoin(Q, Q.id == E.queue_id)
             .where(E.position > after)
             .order_by(E.position)
             .limit(_BATCH)
@@ -201,31 +227,26 @@ class Broker:
             rows = (await session.exec(query)).all()
             if not rows:
                 return []
-            agents = defaultdict(list)
-            for interaction_id, user_id, division_id in (
-                await session.exec(
-                    sa.select(P.interaction_id, P.user_id, U.division_id)
-                    .join(U, U.id == P.user_id)
-                    .where(
-                        P.interaction_id.in_({event.interaction_id for event, _, _ in rows}),
-                        P.purpose == ParticipantPurpose.AGENT,
-                    )
-                    .distinct()
-                )
-            ).all():
-                agents[interaction_id].append(Agent(user_id, division_id))
+            agents = await _agents_of(session, {e.interaction_id for e, _, _ in rows})
+            member_of = await _memberships_of(
+                session, {e.user_id for e, _, _ in rows if e.kind == EventKind.PRESENCE_CHANGED}
+            )
         batch = Batch()
         return [
             Event(
                 position=event.position,
                 kind=event.kind,
                 occurred_at=event.occurred_at,
-                session=monitoring,
                 interaction_id=event.interaction_id,
                 queue_id=event.queue_id,
-                monitor_id=event.monitor_id,
+                session=monitoring,
+                user_id=event.user_id,
+                presence=event.presence,
                 queue_division_id=queue_division,
-                agents=tuple(agents[event.interaction_id]),
+                agents=tuple(agents.get(event.interaction_id, ())),
+                member_of=frozenset(member_of.get(event.user_id, ()))
+                if event.kind == EventKind.PRESENCE_CHANGED
+                else frozenset(),
                 batch=batch,
             )
             for event, monitoring, queue_division in rows
@@ -251,3 +272,38 @@ class Broker:
             finally:
                 if connection is not None and not connection.is_closed():
                     await connection.close()
+
+
+async def _agents_of(session, interaction_ids: set) -> dict[int, list[Agent]]:
+    """Every AGENT participant of these interactions, connected now or earlier."""
+    interaction_ids.discard(None)
+    agents = defaultdict(list)
+    if not interaction_ids:
+        return agents
+    P, U = Participant, User
+    for interaction_id, user_id, division_id in (
+        await session.exec(
+            sa.select(P.interaction_id, P.user_id, U.division_id)
+            .join(U, U.id == P.user_id)
+            .where(P.interaction_id.in_(interaction_ids), P.purpose == ParticipantPurpose.AGENT)
+            .distinct()
+        )
+    ).all():
+        agents[interaction_id].append(Agent(user_id, division_id))
+    return agents
+
+
+async def _memberships_of(session, user_ids: set) -> dict[int, list[int]]:
+    """The queues each of these users is a member of."""
+    queues = defaultdict(list)
+    if not user_ids:
+        return queues
+    for user_id, queue_id in (
+        await session.exec(
+            sa.select(QueueMember.user_id, QueueMember.queue_id).where(
+                QueueMember.user_id.in_(user_ids)
+            )
+        )
+    ).all():
+        queues[user_id].append(queue_id)
+    return queues

@@ -115,3 +115,17 @@ MonitoringEventKind = _expose(
     "What happened to a monitoring session.",
     {"STARTED": "A supervisor started monitoring.", "ENDED": "The session ended."},
 )
+InteractionEventKind = _expose(
+    enums.InteractionEventKind,
+    "What happened to an interaction.",
+    {
+        "CREATED": "It arrived in a queue (createInteraction).",
+        "AGENT_CONNECTED": "An agent joined it.",
+        "AGENT_DISCONNECTED": "An agent left it.",
+        "ENDED": "It is over.",
+        "MONITORING_STARTED": "A supervisor started monitoring it "
+        "(shown only to viewers who may see monitoring).",
+        "MONITORING_ENDED": "A monitoring session on it ended "
+        "(shown only to viewers who may see monitoring).",
+    },
+)

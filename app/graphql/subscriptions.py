@@ -1,24 +1,28 @@
-"""Subscription root: monitoring sessions starting and ending, live and resumable."""
+"""Subscription root: the event log, live and resumable, as three feeds: monitoring sessions,
+interactions and presence."""
 
 import asyncio
 import weakref
 from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from datetime import datetime
 from typing import Annotated
 
 import sqlalchemy as sa
 import strawberry
-from graphql import ExecutionResult, OperationDefinitionNode
+from graphql import ExecutionResult, GraphQLError, OperationDefinitionNode
 from strawberry.dataloader import DataLoader
 
 from app.db import Database
-from app.events.broker import Batch, Event, SlowSubscriber
-from app.graphql.enums import MonitoringEventKind
+from app.events.broker import Batch, CursorExpired, Event, SlowSubscriber
+from app.graphql.enums import InteractionEventKind, MonitoringEventKind, Presence
 from app.graphql.execution import PlainLeaves
 from app.graphql.ids import decode_cursor, decode_id, encode_cursor
 from app.graphql.loaders import RowLoaders
-from app.graphql.types import Info, MonitoringSession
-from app.models import User
+from app.graphql.prefetch import now_or_later
+from app.graphql.types import Info, Interaction, MonitoringSession, User
+from app.models import User as UserRow
+from app.models.enums import INTERACTION_EVENTS, MONITORING_EVENTS, EventKind
 from app.visibility import Policy
 
 # Close code for a subscriber that fell too far behind: it resumes with its last cursor.
@@ -40,12 +44,32 @@ class _SharedWork:
         self.answers: dict[tuple, tuple[OperationDefinitionNode, asyncio.Future]] = {}
         # The subscribers' viewers as the directory has them now: one statement a batch.
         self.viewers = DataLoader(self._viewers)
+        # Per viewer: which users of the batch's presence events they may see.
+        self._visible_users: dict[int, DataLoader] = {}
 
-    async def _viewers(self, ids: list[int]) -> list[User | None]:
+    async def _viewers(self, ids: list[int]) -> list[UserRow | None]:
         async with self._db.read() as session:
-            found = await session.exec(sa.select(User).where(User.id.in_(ids)))
+            found = await session.exec(sa.select(UserRow).where(UserRow.id.in_(ids)))
             by_id = {user.id: user for user in found.scalars()}
         return [by_id.get(pk) for pk in ids]
+
+    def visible_users(self, viewer: UserRow) -> DataLoader:
+        """Whether the viewer may see each user, decided in SQL by the visibility policy: one
+        statement per viewer and batch."""
+        loader = self._visible_users.get(viewer.id)
+        if loader is None:
+            condition = Policy(viewer).user
+
+            async def load(ids: list[int]) -> list[bool]:
+                async with self._db.read() as session:
+                    found = await session.exec(
+                        sa.select(UserRow.id).where(UserRow.id.in_(ids), condition)
+                    )
+                    visible = set(found.scalars())
+                return [pk in visible for pk in ids]
+
+            loader = self._visible_users[viewer.id] = DataLoader(load)
+        return loader
 
     def begin(self) -> RowLoaders:
         if self._reads is None:
@@ -74,15 +98,61 @@ async def _deliverable(info: Info, event: Event, viewer_id: int) -> bool:
     """Whether the event may go to the subscriber, decided for the viewer as the directory
     has them now (a directory load may have moved or demoted them); the payload is then
     computed for that viewer too. A viewer who is no longer there gets nothing."""
-    current = await _shared(info, event).viewers.load(viewer_id)
+    shared = _shared(info, event)
+    current = await shared.viewers.load(viewer_id)
     if current is None:
         return False
     info.context.follow_directory(current)
-    return Policy(current).event(event)
+    if event.kind == EventKind.PRESENCE_CHANGED:
+        return await shared.visible_users(current).load(event.user_id)
+    return Policy(current).interaction_event(event, event.kind in MONITORING_EVENTS)
 
 
-def _deliver(info: Info, event: Event) -> "MonitoringSessionEvent":
-    return MonitoringSessionEvent.of(event, _shared(info, event))
+async def _follow(info: Info, matches, after: str | None) -> AsyncGenerator[Event, None]:
+    """The events that match and that the viewer may see: with `after`, those after it in the
+    log first, then live ones, with no gap and no repeat."""
+    viewer = await info.context.require_viewer()
+    after_position = decode_cursor(after, "event", int)[0] if after is not None else None
+    broker = info.context.broker
+    subscriber, live_after = await broker.subscribe(matches)
+    delivered = after_position if after_position is not None else live_after
+    try:
+        if after_position is not None:
+            try:
+                async for batch in broker.replay(after_position, live_after):
+                    for event in batch:
+                        if matches(event) and await _deliverable(info, event, viewer.id):
+                            yield event
+                        delivered = event.position
+            except CursorExpired:
+                raise GraphQLError(
+                    "The events after this cursor are no longer kept: start over without "
+                    "`after`, from a fresh query.",
+                    extensions={"code": "CURSOR_EXPIRED"},
+                ) from None
+        while True:
+            try:
+                event = await subscriber.next()
+            except SlowSubscriber:
+                await info.context.request.close(
+                    code=SLOW_SUBSCRIBER_CLOSE,
+                    reason="Too slow to keep up: resubscribe with after: your last cursor.",
+                )
+                return
+            if event.position > delivered:
+                delivered = event.position
+                if await _deliverable(info, event, viewer.id):
+                    yield event
+    finally:
+        broker.unsubscribe(subscriber)
+
+
+def _node_filter(value: strawberry.ID | None, type_name: str) -> int | None:
+    """An id filter's primary key; an id of another type matches nothing (-1): a filter on
+    what one cannot see is silent."""
+    if value is None:
+        return None
+    return decode_id(value, type_name) or -1
 
 
 class SharedAnswers(PlainLeaves):
@@ -153,29 +223,102 @@ class MonitoringSessionEvent:
     shared_work: strawberry.Private[_SharedWork]
 
     @classmethod
-    def of(cls, event: Event, shared_work: _SharedWork) -> "MonitoringSessionEvent":
+    def of(cls, info: Info, event: Event) -> "MonitoringSessionEvent":
         return cls(
             position=event.position,
-            shared_work=shared_work,
+            shared_work=_shared(info, event),
             cursor=encode_cursor("event", event.position),
-            kind=event.kind,
+            kind=MONITORING_EVENTS[event.kind],
             occurred_at=event.occurred_at,
             session=MonitoringSession.of(event.session),
         )
 
 
-def _event_filter(viewer, interaction_id, queue_id, mine):
-    """The subscription's own filters. Visibility is decided later, per event, for the viewer
-    as they are then (see _deliverable)."""
+@strawberry.type(description="One committed change of an interaction.")
+class InteractionEvent:
+    cursor: str = strawberry.field(
+        description="Opaque, increasing; pass it as `after` to resume with the next event."
+    )
+    kind: InteractionEventKind = strawberry.field(description="What happened.")
+    occurred_at: datetime = strawberry.field(description="When it happened.")
 
-    def matches(event: Event) -> bool:
-        return (
-            (interaction_id is None or event.interaction_id == interaction_id)
-            and (queue_id is None or event.queue_id == queue_id)
-            and (not mine or event.monitor_id == viewer.id)
+    position: strawberry.Private[int]
+    shared_work: strawberry.Private[_SharedWork]
+    interaction_pk: strawberry.Private[int]
+    agent_pk: strawberry.Private[int | None]
+    session_row: strawberry.Private[object | None]
+
+    @strawberry.field(description="The interaction as it is when the event is delivered.")
+    def interaction(self, info: Info) -> Interaction:
+        return now_or_later(info.context.loaders.interaction, self.interaction_pk, Interaction.of)
+
+    @strawberry.field(
+        description="For AGENT_CONNECTED and AGENT_DISCONNECTED: the agent who joined or left."
+    )
+    def agent(self, info: Info) -> User | None:
+        if self.agent_pk is None:
+            return None
+        return now_or_later(info.context.loaders.user, self.agent_pk, User.of)
+
+    @strawberry.field(description="For MONITORING_STARTED and MONITORING_ENDED: the session.")
+    def session(self) -> MonitoringSession | None:
+        return MonitoringSession.of(self.session_row) if self.session_row is not None else None
+
+    @classmethod
+    def of(cls, info: Info, event: Event) -> "InteractionEvent":
+        agent_event = event.kind in (EventKind.AGENT_CONNECTED, EventKind.AGENT_DISCONNECTED)
+        return cls(
+            position=event.position,
+            shared_work=_shared(info, event),
+            cursor=encode_cursor("event", event.position),
+            kind=INTERACTION_EVENTS[event.kind],
+            occurred_at=event.occurred_at,
+            interaction_pk=event.interaction_id,
+            agent_pk=event.user_id if agent_event else None,
+            session_row=event.session,
         )
 
-    return matches
+
+@strawberry.type(description="A user's presence changed.")
+class PresenceEvent:
+    cursor: str = strawberry.field(
+        description="Opaque, increasing; pass it as `after` to resume with the next event."
+    )
+    occurred_at: datetime = strawberry.field(description="When it happened.")
+    presence: Presence = strawberry.field(
+        description="The presence this event set (the user's presence now may have changed again)."
+    )
+
+    position: strawberry.Private[int]
+    shared_work: strawberry.Private[_SharedWork]
+    user_pk: strawberry.Private[int]
+
+    @strawberry.field(description="The user.")
+    def user(self, info: Info) -> User:
+        return now_or_later(info.context.loaders.user, self.user_pk, User.of)
+
+    @classmethod
+    def of(cls, info: Info, event: Event) -> "PresenceEvent":
+        return cls(
+            position=event.position,
+            shared_work=_shared(info, event),
+            cursor=encode_cursor("event", event.position),
+            occurred_at=event.occurred_at,
+            presence=event.presence,
+            user_pk=event.user_id,
+        )
+
+
+# The subscriptions' arguments.
+InteractionFilter = Annotated[
+    strawberry.ID | None, strawberry.argument(description="Only this interaction.")
+]
+QueueFilter = Annotated[
+    strawberry.ID | None, strawberry.argument(description="Only interactions of this queue.")
+]
+After = Annotated[
+    str | None, strawberry.argument(description="A cursor received before: replay what follows it.")
+]
 
 
 @strawberry.type(
@@ -192,49 +335,75 @@ class Subscription:
     async def monitoring_session_changed(
         self,
         info: Info,
-        interaction_id: Annotated[
-            strawberry.ID | None, strawberry.argument(description="Only this interaction.")
-        ] = None,
-        queue_id: Annotated[
-            strawberry.ID | None,
-            strawberry.argument(description="Only interactions of this queue."),
-        ] = None,
+        interaction_id: InteractionFilter = None,
+        queue_id: QueueFilter = None,
         mine: Annotated[
             bool | None, strawberry.argument(description="Only the viewer's own sessions.")
         ] = None,
-        after: Annotated[
-            str | None,
-            strawberry.argument(description="A cursor received before: replay what follows it."),
-        ] = None,
+        after: After = None,
     ) -> AsyncGenerator[MonitoringSessionEvent, None]:
         viewer = await info.context.require_viewer()
-        # An id of another type matches nothing (-1): a filter on what one cannot see is silent.
-        interaction_pk = decode_id(interaction_id, "Interaction") or -1 if interaction_id else None
-        queue_pk = decode_id(queue_id, "Queue") or -1 if queue_id else None
-        after_position = decode_cursor(after, "event", int)[0] if after is not None else None
-        matches = _event_filter(viewer, interaction_pk, queue_pk, mine)
-        broker = info.context.broker
-        subscriber, live_after = await broker.subscribe(matches)
-        delivered = after_position if after_position is not None else live_after
-        try:
-            if after_position is not None:
-                async for batch in broker.replay(after_position, live_after):
-                    for event in batch:
-                        if matches(event) and await _deliverable(info, event, viewer.id):
-                            yield _deliver(info, event)
-                        delivered = event.position
-            while True:
-                try:
-                    event = await subscriber.next()
-                except SlowSubscriber:
-                    await info.context.request.close(
-                        code=SLOW_SUBSCRIBER_CLOSE,
-                        reason="Too slow to keep up: resubscribe with after: your last cursor.",
-                    )
-                    return
-                if event.position > delivered:
-                    delivered = event.position
-                    if await _deliverable(info, event, viewer.id):
-                        yield _deliver(info, event)
-        finally:
-            broker.unsubscribe(subscriber)
+        interaction_pk = _node_filter(interaction_id, "Interaction")
+        queue_pk = _node_filter(queue_id, "Queue")
+
+        # The subscription's own filters; visibility is decided per event (_deliverable).
+        def matches(event: Event) -> bool:
+            return (
+                event.kind in MONITORING_EVENTS
+                and (interaction_pk is None or event.interaction_id == interaction_pk)
+                and (queue_pk is None or event.queue_id == queue_pk)
+                and (not mine or event.monitor_id == viewer.id)
+            )
+
+        async with aclosing(_follow(info, matches, after)) as events:
+            async for event in events:
+                yield MonitoringSessionEvent.of(info, event)
+
+    @strawberry.subscription(
+        description="Every committed change of the interactions the viewer may see, in commit "
+        "order.\nWith `after`, first replays every matching event after that cursor, then "
+        "goes live, with no gap and no repeat."
+    )
+    async def interaction_changed(
+        self,
+        info: Info,
+        interaction_id: InteractionFilter = None,
+        queue_id: QueueFilter = None,
+        after: After = None,
+    ) -> AsyncGenerator[InteractionEvent, None]:
+        interaction_pk = _node_filter(interaction_id, "Interaction")
+        queue_pk = _node_filter(queue_id, "Queue")
+
+        def matches(event: Event) -> bool:
+            return (
+                event.kind in INTERACTION_EVENTS
+                and (interaction_pk is None or event.interaction_id == interaction_pk)
+                and (queue_pk is None or event.queue_id == queue_pk)
+            )
+
+        async with aclosing(_follow(info, matches, after)) as events:
+            async for event in events:
+                yield InteractionEvent.of(info, event)
+
+    @strawberry.subscription(
+        description="Presence changes of the users the viewer may see, in commit order; "
+        "resumable with `after` like interactionChanged."
+    )
+    async def presence_changed(
+        self,
+        info: Info,
+        queue_id: Annotated[
+            strawberry.ID | None, strawberry.argument(description="Only members of this queue.")
+        ] = None,
+        after: After = None,
+    ) -> AsyncGenerator[PresenceEvent, None]:
+        queue_pk = _node_filter(queue_id, "Queue")
+
+        def matches(event: Event) -> bool:
+            return event.kind == EventKind.PRESENCE_CHANGED and (
+                queue_pk is None or queue_pk in event.member_of
+            )
+
+        async with aclosing(_follow(info, matches, after)) as events:
+            async for event in events:
+                yield PresenceEvent.of(info, event)

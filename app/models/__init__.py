@@ -12,7 +12,7 @@ SQLModel.metadata.naming_convention = {
 }
 
 from app.models.directory import Division, Queue, QueueMember, User
-from app.models.events import EventCounter, MonitoringEvent
+from app.models.events import EventCounter, EventLogEntry
 from app.models.interaction import Interaction, Participant
 from app.models.monitoring import MonitoringSession
 
@@ -21,8 +21,8 @@ metadata = SQLModel.metadata
 __all__ = [
     "Division",
     "EventCounter",
+    "EventLogEntry",
     "Interaction",
-    "MonitoringEvent",
     "MonitoringSession",
     "Participant",
     "Queue",

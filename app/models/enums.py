@@ -67,3 +67,39 @@ MONITORING_ROLES = frozenset({Role.SUPERVISOR, Role.ADMIN})
 class MonitoringEventKind(str, Enum):
     STARTED = "STARTED"
     ENDED = "ENDED"
+
+
+class EventKind(str, Enum):
+    """What an entry of the event log records."""
+
+    INTERACTION_CREATED = "INTERACTION_CREATED"
+    AGENT_CONNECTED = "AGENT_CONNECTED"
+    AGENT_DISCONNECTED = "AGENT_DISCONNECTED"
+    INTERACTION_ENDED = "INTERACTION_ENDED"
+    MONITORING_STARTED = "MONITORING_STARTED"
+    MONITORING_ENDED = "MONITORING_ENDED"
+    PRESENCE_CHANGED = "PRESENCE_CHANGED"
+
+
+class InteractionEventKind(str, Enum):
+    CREATED = "CREATED"
+    AGENT_CONNECTED = "AGENT_CONNECTED"
+    AGENT_DISCONNECTED = "AGENT_DISCONNECTED"
+    ENDED = "ENDED"
+    MONITORING_STARTED = "MONITORING_STARTED"
+    MONITORING_ENDED = "MONITORING_ENDED"
+
+
+# What each feed calls the log's events.
+INTERACTION_EVENTS = {
+    EventKind.INTERACTION_CREATED: InteractionEventKind.CREATED,
+    EventKind.AGENT_CONNECTED: InteractionEventKind.AGENT_CONNECTED,
+    EventKind.AGENT_DISCONNECTED: InteractionEventKind.AGENT_DISCONNECTED,
+    EventKind.INTERACTION_ENDED: InteractionEventKind.ENDED,
+    EventKind.MONITORING_STARTED: InteractionEventKind.MONITORING_STARTED,
+    EventKind.MONITORING_ENDED: InteractionEventKind.MONITORING_ENDED,
+}
+MONITORING_EVENTS = {
+    EventKind.MONITORING_STARTED: MonitoringEventKind.STARTED,
+    EventKind.MONITORING_ENDED: MonitoringEventKind.ENDED,
+}

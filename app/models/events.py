@@ -1,4 +1,4 @@
-"""The monitoring event log: what subscribers receive, in commit order."""
+"""The event log: every committed change, in commit order, for subscribers to follow."""
 
 from datetime import datetime
 
@@ -6,23 +6,31 @@ import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
 from app.models.columns import UTCDateTime, enum_column
-from app.models.enums import MonitoringEventKind
+from app.models.enums import EventKind, Presence
 
 
-class MonitoringEvent(SQLModel, table=True):
-    __tablename__ = "monitoring_event"
+class EventLogEntry(SQLModel, table=True):
+    """One event. The ids are references without foreign keys: the log is history, pruned
+    from its oldest end (`binocular prune`), and appending must not lock what it names."""
+
+    __tablename__ = "event_log"
 
     # The cursor. Taken from EventCounter under its row lock, held until commit, so that
-    # positions become visible in increasing order (see app/events/log.py).
+    # positions become visible in increasing order and without gaps (see app/events/log.py).
     position: int = Field(
         sa_type=sa.BigInteger, primary_key=True, sa_column_kwargs={"autoincrement": False}
     )
-    kind: MonitoringEventKind = Field(sa_type=enum_column(MonitoringEventKind))
+    kind: EventKind = Field(sa_type=enum_column(EventKind))
     occurred_at: datetime = Field(sa_type=UTCDateTime)
-    session_id: int = Field(foreign_key="monitoring_session.id", index=True)
-    interaction_id: int = Field(foreign_key="interaction.id")
-    queue_id: int = Field(foreign_key="queue.id")
-    monitor_id: int = Field(foreign_key="users.id")
+    # The interaction and its queue (interaction and monitoring events).
+    interaction_id: int | None = None
+    queue_id: int | None = None
+    # MONITORING_*: the session.
+    session_id: int | None = None
+    # AGENT_*: the agent; PRESENCE_CHANGED: the user.
+    user_id: int | None = None
+    # PRESENCE_CHANGED: the presence set.
+    presence: Presence | None = Field(default=None, sa_type=enum_column(Presence))
 
 
 class EventCounter(SQLModel, table=True):

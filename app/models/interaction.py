@@ -21,6 +21,8 @@ class Interaction(SQLModel, table=True):
         sa.Index("ix_interaction_queue_state_started", "queue_id", "state", "started_at", "id"),
         # The interactions list: newest first, keyset-paginated.
         sa.Index("ix_interaction_started", "started_at", "id"),
+        # Retention: ended interactions, oldest first.
+        sa.Index("ix_interaction_ended", "ended_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

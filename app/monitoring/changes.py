@@ -5,11 +5,11 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.events.log import record_event
+from app.events.log import Recorded, record
 from app.models import Interaction, MonitoringSession, Participant
 from app.models.enums import (
+    EventKind,
     MonitoringEndReason,
-    MonitoringEventKind,
     MonitoringState,
     ParticipantState,
 )
@@ -58,7 +58,7 @@ async def end_active_sessions(
     now: datetime,
 ) -> list[MonitoringSession]:
     """End the interaction's ACTIVE sessions matching `condition`, disconnect their MONITOR
-    participants and record ENDED events.
+    participants and record MONITORING_ENDED events.
 
     Conditional on state, so a session is ended exactly once whoever races to end it.
     """
@@ -84,10 +84,19 @@ async def end_active_sessions(
             session, Participant.id.in_([s.monitor_participant_id for s in ended]), now
         )
     for monitoring in ended:
-        await record_event(
-            session, MonitoringEventKind.ENDED, monitoring, interaction.queue_id, now
-        )
+        record(session, session_event(EventKind.MONITORING_ENDED, monitoring, interaction.queue_id))
     return list(ended)
+
+
+def session_event(kind: EventKind, monitoring: MonitoringSession, queue_id: int) -> Recorded:
+    return Recorded(
+        kind,
+        monitoring.ended_at or monitoring.started_at,
+        interaction_id=monitoring.interaction_id,
+        queue_id=queue_id,
+        session_id=monitoring.id,
+        end_reason=monitoring.end_reason,
+    )
 
 
 async def disconnect_participants(

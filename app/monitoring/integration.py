@@ -9,10 +9,12 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from app.events.log import Recorded, presence_changed, record
 from app.models import Interaction, MonitoringSession, Participant, Queue, User
 from app.models.columns import utcnow
 from app.models.enums import (
     Direction,
+    EventKind,
     InteractionState,
     MediaType,
     MonitoringEndReason,
@@ -80,6 +82,7 @@ async def create_interaction(
     )
     new_id = inserted.scalar()
     if new_id is not None:
+        record(session, Recorded(EventKind.INTERACTION_CREATED, now, new_id, queue.id))
         session.add(
             Participant(
                 interaction_id=new_id,
@@ -141,6 +144,7 @@ async def connect_agent(
     if joined.scalar() is not None:
         interaction.state = InteractionState.CONNECTED
         interaction.version += 1
+        record(session, _agent_event(EventKind.AGENT_CONNECTED, interaction, agent, now))
     return interaction
 
 
@@ -162,6 +166,7 @@ async def disconnect_agent(
     )
     if not left:
         return interaction
+    record(session, _agent_event(EventKind.AGENT_DISCONNECTED, interaction, agent, now))
     await end_active_sessions(
         session,
         interaction,
@@ -207,10 +212,27 @@ async def end_interaction(session: AsyncSession, interaction_id: int | None) -> 
     interaction.state = InteractionState.ENDED
     interaction.ended_at = now
     interaction.version += 1
+    record(
+        session, Recorded(EventKind.INTERACTION_ENDED, now, interaction.id, interaction.queue_id)
+    )
     return interaction
 
 
+def _agent_event(kind: EventKind, interaction: Interaction, agent: User, now) -> Recorded:
+    return Recorded(kind, now, interaction.id, interaction.queue_id, user_id=agent.id)
+
+
 async def set_presence(session: AsyncSession, user_id: int | None, presence: Presence) -> User:
+    """The user's presence; an event only when it actually changes (conditional, so that
+    concurrent calls each see the presence the one before them set)."""
     user = await _user(session, user_id, ("input", "userId"))
-    user.presence = presence
+    changed = await session.exec(
+        sa.update(User)
+        .where(User.id == user.id, User.presence != presence)
+        .values(presence=presence)
+        .returning(User.id)
+    )
+    if changed.scalar() is not None:
+        record(session, presence_changed(user.id, presence))
+    await session.refresh(user)
     return user

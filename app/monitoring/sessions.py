@@ -22,17 +22,22 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from app.db import Database
-from app.events.log import record_event
+from app.events.log import record
 from app.models import MonitoringSession, Participant, User
 from app.models.columns import utcnow
 from app.models.enums import (
+    EventKind,
     MonitoringEndReason,
-    MonitoringEventKind,
     MonitoringState,
     ParticipantPurpose,
     ParticipantState,
 )
-from app.monitoring.changes import bump_version, end_active_sessions, lock_interaction
+from app.monitoring.changes import (
+    bump_version,
+    end_active_sessions,
+    lock_interaction,
+    session_event,
+)
 from app.monitoring.errors import MonitoringError
 from app.monitoring.errors import MonitoringErrorCode as Code
 from app.monitoring.facts import AgentFact, InteractionFacts, load_facts
@@ -107,7 +112,7 @@ async def _write_start(
     await session.flush()  # the unique partial indexes decide here
     if not await bump_version(session, interaction.id, expected=interaction.version):
         raise _Changed
-    await record_event(session, MonitoringEventKind.STARTED, monitoring, interaction.queue_id, now)
+    record(session, session_event(EventKind.MONITORING_STARTED, monitoring, interaction.queue_id))
     return monitoring
 
 

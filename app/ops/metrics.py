@@ -11,7 +11,7 @@ from prometheus_client import (
 )
 
 from app.events.broker import Broker
-from app.models.enums import MonitoringEventKind
+from app.models.enums import EventKind
 
 disable_created_metrics()  # the *_created series only add noise to every scrape
 
@@ -36,7 +36,7 @@ class Metrics:
         )
         subscriptions = Gauge(
             "binocular_active_subscriptions",
-            "monitoringSessionChanged subscriptions open on this process.",
+            "Subscriptions to the event log open on this process.",
             registry=self.registry,
         )
         subscriptions.set_function(lambda: broker.subscriber_count)
@@ -52,6 +52,12 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.events_recorded = Counter(
+            "binocular_events_recorded",
+            "Events appended to the log by this process, by kind.",
+            ["kind"],
+            registry=self.registry,
+        )
         self.payloads_executed = Counter(
             "binocular_subscription_payloads_executed",
             "Subscription payloads computed: one per event for each distinct operation, "
@@ -69,12 +75,13 @@ class Metrics:
         """A bounded label: unknown paths are one route."""
         return path if path in ROUTES else "other"
 
-    def count_events(self, recorded: list[tuple]) -> None:
-        for kind, reason in recorded:
-            if kind == MonitoringEventKind.STARTED:
+    def count_events(self, recorded: list) -> None:
+        for event in recorded:
+            self.events_recorded.labels(kind=event.kind.value).inc()
+            if event.kind == EventKind.MONITORING_STARTED:
                 self.sessions_started.inc()
-            else:
-                self.sessions_ended.labels(reason=reason.value).inc()
+            elif event.kind == EventKind.MONITORING_ENDED:
+                self.sessions_ended.labels(reason=event.end_reason.value).inc()
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -183,6 +183,9 @@ class Policy:
         """A participant of a visible interaction."""
         return purpose != ParticipantPurpose.MONITOR or self.monitoring.check(scope)
 
-    def event(self, scope: InteractionScope) -> bool:
-        """An event about the monitoring of an interaction."""
-        return self.interaction.check(scope) and self.monitoring.check(scope)
+    def interaction_event(self, scope: InteractionScope, about_monitoring: bool) -> bool:
+        """An event about an interaction, or about its monitoring. (A presence event is
+        visible where its user is: `user`.)"""
+        return self.interaction.check(scope) and (
+            not about_monitoring or self.monitoring.check(scope)
+        )

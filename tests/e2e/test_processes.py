@@ -6,8 +6,8 @@ from collections import Counter
 import pytest
 import sqlalchemy as sa
 
-from app.models import MonitoringEvent, MonitoringSession
-from app.models.enums import MonitoringState
+from app.models import EventLogEntry, MonitoringSession
+from app.models.enums import INTERACTION_EVENTS, MONITORING_EVENTS, MonitoringState
 from tests.conftest import JWT_SECRET, live_api_for
 from tests.events.test_subscription import Subscriber, kinds
 from tests.monitoring.serial import DISCONNECT, END, interleaved, race_rounds, went_round_again
@@ -124,9 +124,9 @@ async def test_kill_9_of_the_mutating_process_loses_nothing_committed(
                 committed = list(
                     (
                         await read.exec(
-                            sa.select(MonitoringEvent.session_id, MonitoringEvent.kind).order_by(
-                                MonitoringEvent.position
-                            )
+                            sa.select(EventLogEntry.session_id, EventLogEntry.kind)
+                            .where(EventLogEntry.kind.in_(MONITORING_EVENTS))
+                            .order_by(EventLogEntry.position)
                         )
                     ).all()
                 )
@@ -136,7 +136,7 @@ async def test_kill_9_of_the_mutating_process_loses_nothing_committed(
         doomed.stop()
     assert len(committed) == 20
     assert [(e["kind"], e["session"]["id"]) for e in events] == [
-        (kind.value, pk_to_id(session_id)) for session_id, kind in committed
+        (MONITORING_EVENTS[kind].value, pk_to_id(session_id)) for session_id, kind in committed
     ]
 
 
@@ -144,3 +144,74 @@ def pk_to_id(session_pk: int) -> str:
     from app.graphql.ids import encode_id
 
     return encode_id("MonitoringSession", session_pk)
+
+
+async def test_interaction_events_committed_by_two_processes_reach_each_once_in_order(
+    postgres_only, server, second_server, live_api, other_api, db
+):
+    """Both processes write at once; a subscriber on each gets every event of the log, in
+    log order, each once; one resuming halfway through on the other process continues
+    exactly where it stopped."""
+    from tests.events.test_change_feed import INTERACTIONS
+
+    async def traffic(api, name, n):
+        for i in range(n):
+            interaction = await api.create(external_id=f"{name}-{i}")
+            await api.connect(interaction, "bob")
+            await api.set_presence("dina", "BUSY")
+            await api.set_presence("dina", "ON_QUEUE")
+            await api.end(interaction)
+
+    async with (
+        Subscriber(server, live_api.token("root"), INTERACTIONS) as here,
+        Subscriber(second_server, live_api.token("root"), INTERACTIONS) as there,
+    ):
+        await asyncio.gather(traffic(live_api, "here", 10), traffic(other_api, "there", 10))
+        await here.wait_for(60, timeout=20)
+        await there.wait_for(60, timeout=20)
+    async with db.read() as read:
+        logged = (
+            await read.exec(
+                sa.select(EventLogEntry.kind)
+                .where(EventLogEntry.kind != "PRESENCE_CHANGED")
+                .order_by(EventLogEntry.position)
+            )
+        ).all()
+    assert len(logged) == 60
+    assert [e["cursor"] for e in here.events] == [e["cursor"] for e in there.events]
+    halfway = here.events[29]["cursor"]
+    async with Subscriber(
+        second_server, live_api.token("root"), INTERACTIONS, after=halfway
+    ) as resumed:
+        await resumed.wait_for(30, timeout=20)
+    assert [e["cursor"] for e in resumed.events] == [e["cursor"] for e in here.events[30:]]
+
+
+async def test_kill_9_of_the_writing_process_loses_no_committed_interaction_event(
+    postgres_only, server, live_api, database_url, directory, db, tmp_path
+):
+    from tests.events.test_change_feed import INTERACTIONS
+
+    doomed = ServeProcess(database_url, JWT_SECRET, tmp_path / "doomed.log")
+    doomed_api = live_api_for(doomed, directory)
+    try:
+        async with Subscriber(server, live_api.token("root"), INTERACTIONS) as subscriber:
+            for _ in range(5):
+                interaction = await doomed_api.create()
+                await doomed_api.connect(interaction, "bob")
+                await doomed_api.end(interaction)
+            doomed.kill()
+            async with db.read() as read:
+                committed = (
+                    await read.exec(
+                        sa.select(EventLogEntry.interaction_id, EventLogEntry.kind).order_by(
+                            EventLogEntry.position
+                        )
+                    )
+                ).all()
+            events = await subscriber.wait_for(len(committed), timeout=15)
+    finally:
+        await doomed_api.client.aclose()
+        doomed.stop()
+    assert len(committed) == 15
+    assert [e["kind"] for e in events] == [INTERACTION_EVENTS[kind].value for _, kind in committed]

@@ -6,23 +6,24 @@ import pytest
 import sqlalchemy as sa
 
 from app.events.broker import Broker, SlowSubscriber
-from app.events.log import record_event
+from app.events.log import append_recorded, record
 from app.models import (
     EventCounter,
+    EventLogEntry,
     Interaction,
-    MonitoringEvent,
     MonitoringSession,
     Participant,
 )
 from app.models.columns import utcnow
 from app.models.enums import (
+    EventKind,
     InteractionState,
     MediaType,
-    MonitoringEventKind,
     MonitoringState,
     ParticipantPurpose,
     ParticipantState,
 )
+from app.monitoring.changes import session_event
 
 
 async def new_session(session, api_ids, n: int) -> MonitoringSession:
@@ -77,9 +78,9 @@ async def visible_positions(db, after: int) -> list[int]:
         return list(
             (
                 await session.exec(
-                    sa.select(MonitoringEvent.position)
-                    .where(MonitoringEvent.position > after)
-                    .order_by(MonitoringEvent.position)
+                    sa.select(EventLogEntry.position)
+                    .where(EventLogEntry.position > after)
+                    .order_by(EventLogEntry.position)
                 )
             ).scalars()
         )
@@ -149,9 +150,10 @@ async def test_an_appender_waits_for_the_one_before_it_to_commit(db, directory, 
 
 
 async def record_started(session, monitoring, directory) -> int:
-    return await record_event(
-        session, MonitoringEventKind.STARTED, monitoring, monitoring_queue(directory), utcnow()
-    )
+    """Record and append at once (rather than at commit), returning the position taken."""
+    queue = monitoring_queue(directory)
+    record(session, session_event(EventKind.MONITORING_STARTED, monitoring, queue))
+    return await append_recorded(session)
 
 
 def monitoring_queue(directory) -> int:
@@ -226,3 +228,39 @@ async def test_a_subscriber_waits_for_a_position_the_reader_has_read(db, directo
         assert replayed == positions[1:]
     finally:
         await broker.stop()
+
+
+async def test_the_events_of_one_transaction_take_consecutive_positions_in_order(api, db):
+    start = await last_position(db)
+    interaction = await api.create()
+    await api.connect(interaction, "bob")
+    await api.start("ann", interaction)
+    await api.end(interaction)  # MONITORING_ENDED and INTERACTION_ENDED: one transaction
+    async with db.read() as session:
+        rows = (
+            await session.exec(
+                sa.select(EventLogEntry.position, EventLogEntry.kind)
+                .where(EventLogEntry.position > start)
+                .order_by(EventLogEntry.position)
+            )
+        ).all()
+    assert [position for position, _ in rows] == list(range(start + 1, start + 6))
+    assert [kind for _, kind in rows] == [
+        EventKind.INTERACTION_CREATED,
+        EventKind.AGENT_CONNECTED,
+        EventKind.MONITORING_STARTED,
+        EventKind.MONITORING_ENDED,
+        EventKind.INTERACTION_ENDED,
+    ]
+    assert await last_position(db) == start + 5
+
+
+async def test_a_refused_write_records_nothing(api, db):
+    start = await last_position(db)
+    interaction = await api.create()
+    await api.end(interaction)
+    refused = await api.integration(
+        "connectAgent", interactionId=interaction, agentId=api.ids["bob"]
+    )
+    assert refused["errors"][0]["message"] == "This interaction has ended."
+    assert await last_position(db) == start + 2
