@@ -2,6 +2,10 @@
 
 Every measure runs against real processes on this machine: `binocular serve` (one uvicorn
 worker, uvloop and httptools), and wrk as the load generator, as the issue's baselines did.
+
+The write benchmarks also measure a reference revision of the code side by side (`Reference`,
+`sides`): a git worktree of it, served with the same virtual environment from its own
+database, migrated by its own migrations.
 """
 
 import asyncio
@@ -20,6 +24,7 @@ from pathlib import Path
 import httpx
 
 BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
 RESULTS = Path(os.environ.get("BENCH_RESULTS", BENCH / "results"))
 BINOCULAR = str(Path(sys.executable).parent / "binocular")
 SECRET = "bench-secret-0123456789-0123456789-0123456789"
@@ -51,30 +56,61 @@ def wait_healthy(url: str, process: subprocess.Popen, timeout: float = 60) -> No
     raise RuntimeError(f"{url} did not answer")
 
 
+def code_environment(code: Path | None, env: dict | None = None) -> dict:
+    """The environment of a `binocular` process that runs the code at `code` (a worktree,
+    see `Reference`): its `app` package comes first on the path, before the editable
+    install of this working tree. None: this working tree's code."""
+    environment = {**os.environ, **(env or {})}
+    if code is not None:
+        environment["PYTHONPATH"] = os.pathsep.join(
+            [str(code), *filter(None, [environment.get("PYTHONPATH")])]
+        )
+    return environment
+
+
 @contextmanager
-def serve(database_url: str, env: dict | None = None):
-    """A `binocular serve` process; yields its base URL."""
-    port = free_port()
-    environment = {
-        **os.environ,
-        "BINOCULAR_DATABASE_URL": database_url,
-        "BINOCULAR_JWT_SECRET": SECRET,
-        "BINOCULAR_LOG_LEVEL": "WARNING",
-        **(env or {}),
-    }
-    process = subprocess.Popen(
-        [BINOCULAR, "serve", "--port", str(port), "--no-migrate"],
-        env=environment,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+def serve(database_url: str, env: dict | None = None, code: Path | None = None):
+    """A `binocular serve` process (of the worktree `code`, else of this working tree);
+    yields its base URL."""
+    with serve_many(database_url, 1, env, code) as urls:
+        yield urls[0]
+
+
+@contextmanager
+def serve_many(database_url: str, count: int, env: dict | None = None, code: Path | None = None):
+    """`count` `binocular serve` processes on one database, each on its own port, started
+    together; yields their base URLs."""
+    environment = code_environment(
+        code,
+        {
+            "BINOCULAR_DATABASE_URL": database_url,
+            "BINOCULAR_JWT_SECRET": SECRET,
+            "BINOCULAR_LOG_LEVEL": "WARNING",
+            **(env or {}),
+        },
     )
-    url = f"http://127.0.0.1:{port}"
+    processes, urls = [], []
     try:
-        wait_healthy(f"{url}/healthz", process)
-        yield url
+        for _ in range(count):
+            port = free_port()
+            processes.append(
+                subprocess.Popen(
+                    [BINOCULAR, "serve", "--port", str(port), "--no-migrate"],
+                    env=environment,
+                    cwd=code,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+            urls.append(f"http://127.0.0.1:{port}")
+        for url, process in zip(urls, processes, strict=True):
+            wait_healthy(f"{url}/healthz", process)
+        yield urls
     finally:
-        process.terminate()
-        process.wait(20)
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(20)
 
 
 @contextmanager
@@ -324,3 +360,300 @@ def background_load(seconds: float = 2.0) -> float:
     time.sleep(seconds)
     busy_after, total_after = machine_busy()
     return round((busy_after - busy) / max(total_after - total, 1e-9), 2)
+
+
+def postgres_cpu_seconds(database: str | None = None) -> float:
+    """User + system CPU seconds used so far by PostgreSQL (it must run on this machine),
+    from /proc. Without `database`: every process named `postgres` (the postmaster, its
+    backends and workers) with what the postmaster's exited children used (its cutime +
+    cstime), so that a backend or worker that ends in between still counts. With a
+    database's name: its backends and the cluster's background processes (checkpointer,
+    WAL writer, autovacuum...) only, so that other databases' work on the machine (a test
+    suite running meanwhile) is left out."""
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                text = stat.read()
+            if database is not None:
+                with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                    title = cmdline.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text[text.index("(") + 1 : text.rindex(")")] != "postgres":
+            continue
+        fields = text.rsplit(")", 1)[1].split()
+        if database is None:
+            total += sum(int(v) for v in fields[11:15])  # utime, stime, cutime, cstime
+            continue
+        # A backend's title: "postgres: 15/main: USER DATABASE HOST(PORT) ACTIVITY"; an
+        # autovacuum worker's "postgres: 15/main: autovacuum worker DATABASE".
+        words = title.split(": ", 2)[-1].split()
+        if words[:2] == ["autovacuum", "worker"]:
+            of = words[2] if len(words) > 2 else None
+        elif len(words) >= 3 and ("(" in words[2] or words[2] == "[local]"):
+            of = words[1]
+        else:
+            of = None  # the cluster's own: checkpointer, WAL writer, launchers...
+        if of is None or of == database:
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+class PostgresUsage:
+    """What PostgreSQL did between readings, for the database at `url`: the CPU seconds of
+    all its processes (`postgres_cpu_seconds()`: the figure; the machine should be otherwise
+    idle), those of the database's live backends and the cluster's own processes (a check when
+    other work runs meanwhile; it misses backends that exit in between), and the sessions
+    opened on the database (pg_stat_database: a pool that opens and closes connections costs
+    PostgreSQL a backend start each). `async with PostgresUsage(url) as usage`, then
+    `await usage.read()` before and after."""
+
+    def __init__(self, url: str) -> None:
+        self.url, self.name = url, database_name(url)
+
+    async def __aenter__(self):
+        import asyncpg
+
+        self.connection = await asyncpg.connect(self.url)
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.connection.close()
+
+    async def read(self) -> tuple[float, float, int]:
+        await self.connection.execute("SELECT pg_stat_clear_snapshot()")
+        sessions = await self.connection.fetchval(
+            "SELECT sessions FROM pg_stat_database WHERE datname = current_database()"
+        )
+        return postgres_cpu_seconds(), postgres_cpu_seconds(self.name), sessions or 0
+
+
+def database_name(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).database
+
+
+# --- a reference revision, side by side ------------------------------------------------------
+
+DEFAULT_REFERENCE = "a48890e"
+
+
+class Reference:
+    """A detached git worktree of a reference revision in a temporary directory, removed at
+    the end (`with Reference.open() as reference`: None when the revision is not in this
+    clone, e.g. a shallow one; the reason is in `Reference.missing`)."""
+
+    missing = ""
+
+    def __init__(self, revision: str, commit: str, path: Path) -> None:
+        self.revision, self.commit, self.path = revision, commit, path
+
+    @classmethod
+    @contextmanager
+    def open(cls, revision: str | None = None):
+        revision = revision or os.environ.get("BENCH_REFERENCE") or DEFAULT_REFERENCE
+        found = subprocess.run(
+            ["git", "rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if found.returncode != 0:
+            cls.missing = (
+                f"the reference revision {revision!r} is not in this clone "
+                f"(shallow: {git_output('rev-parse', '--is-shallow-repository') or '?'})"
+            )
+            yield None
+            return
+        commit = found.stdout.strip()
+        path = Path(tempfile.mkdtemp(prefix="binocular-reference-")) / "code"
+        added = subprocess.run(
+            ["git", "worktree", "add", "--detach", str(path), commit],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if added.returncode != 0:
+            shutil.rmtree(path.parent, ignore_errors=True)
+            raise RuntimeError(f"git worktree add {commit} failed: {added.stderr.strip()}")
+        try:
+            reference = cls(revision, commit, path)
+            reference.check_code()
+            yield reference
+        finally:
+            subprocess.run(
+                ["git", "worktree", "remove", "--force", str(path)],
+                cwd=REPO,
+                capture_output=True,
+                check=False,
+            )
+            shutil.rmtree(path.parent, ignore_errors=True)
+            subprocess.run(["git", "worktree", "prune"], cwd=REPO, capture_output=True, check=False)
+
+    def check_code(self) -> None:
+        """The worktree's `app` is what a process started with `code_environment` imports
+        (with -P, like the `binocular` entry point, the working directory is not on the
+        path)."""
+        imported = subprocess.run(
+            [sys.executable, "-P", "-c", "import app; print(app.__file__)"],
+            env=code_environment(self.path),
+            cwd=self.path,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        if not Path(imported).resolve().is_relative_to(self.path.resolve()):
+            raise RuntimeError(f"the reference's processes would import {imported}, not its code")
+        self.imported = imported
+
+    def prepare_database(self, url: str, sizes: list[str]) -> dict:
+        """Create the reference's database, migrate it with the reference's own migrations
+        (`binocular migrate` of the worktree) and fill it with the reference's own
+        generate.py (the one that knows its models), with the same sizes and seed as the
+        current side; returns the row count of each table, for `sides` to compare."""
+        ensure_database(url)
+        environment = code_environment(self.path, {"BINOCULAR_DATABASE_URL": url})
+        subprocess.run(
+            [BINOCULAR, "migrate"],
+            env=environment,
+            cwd=self.path,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        filled = subprocess.run(
+            [sys.executable, "generate.py", *sizes, url],
+            env=environment,
+            cwd=self.path / "bench",
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        return json.loads(filled.stdout.strip().splitlines()[-1])
+
+
+def git_output(*arguments: str) -> str:
+    found = subprocess.run(
+        ["git", *arguments], cwd=REPO, capture_output=True, text=True, check=False
+    )
+    return found.stdout.strip() if found.returncode == 0 else ""
+
+
+class Side:
+    """One version of the code under measure: this working tree ("current"), or the
+    reference's worktree; each with its own database."""
+
+    def __init__(self, name: str, database: str, code: Path | None, commit: str) -> None:
+        self.name, self.database, self.code, self.commit = name, database, code, commit
+
+
+def reference_database(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    return parsed.set(database=f"{parsed.database}_reference").render_as_string(hide_password=False)
+
+
+@contextmanager
+def sides(generate_data: bool, sizes: list[str], with_reference: bool = True):
+    """The sides to measure, current first: this working tree on POSTGRES, and (unless
+    `with_reference` is false, or its revision is missing: then a note is printed) the
+    reference on POSTGRES + "_reference". Both databases are filled with the same data
+    (`sizes`: generate.py's options) unless `generate_data` is false."""
+    import generate
+
+    ensure_database(POSTGRES)
+    counts = (
+        generate.generate(POSTGRES, generate.sizes_parser().parse_args(sizes))
+        if generate_data
+        else None
+    )
+    current = Side("current", POSTGRES, None, git_output("rev-parse", "HEAD"))
+    # Uncommitted changes to the code are measured too: say so in the results.
+    current.dirty = bool(git_output("status", "--porcelain", "--", "app", "alembic"))
+    if not with_reference:
+        yield [current]
+        return
+    with Reference.open() as reference:
+        if reference is None:
+            print(f"note: {Reference.missing}; measuring the current code only", flush=True)
+            yield [current]
+            return
+        side = Side("reference", reference_database(POSTGRES), reference.path, reference.commit)
+        side.dirty, side.imported = False, reference.imported
+        if generate_data:
+            theirs = reference.prepare_database(side.database, sizes)
+            if theirs != counts:
+                raise SystemExit(
+                    f"the reference's generate.py made other data than the current one "
+                    f"(rows {theirs} against {counts}): the comparison would not be fair; "
+                    "choose another reference (BENCH_REFERENCE)"
+                )
+        else:
+            ensure_database(side.database)
+        yield [current, side]
+
+
+def alternating(sides_: list, rounds: int):
+    """(round, side) in the order that cancels drift: A B, B A, A B..."""
+    for number in range(rounds):
+        for side in sides_ if number % 2 == 0 else reversed(sides_):
+            yield number, side
+
+
+def side_by_side(sides_: list, rounds: int, process_counts, measure) -> dict:
+    """Every side with each number of serve processes (on its database), in alternating
+    rounds: `measure(side, urls, round)` -> a run's figures. Returns the runs by (side name,
+    process count)."""
+    runs: dict[tuple[str, int], list[dict]] = {}
+    for number, side in alternating(sides_, rounds):
+        for count in process_counts:
+            with serve_many(side.database, count, code=side.code) as urls:
+                run = measure(side, urls, number)
+            run.update(side=side.name, serve_processes=count, round=number)
+            runs.setdefault((side.name, count), []).append(run)
+    return runs
+
+
+def compare(runs: dict, count: int, figures, ratio_of) -> dict:
+    """The medians over the rounds of `figures` for the current side and the reference (None
+    without one), and current / reference of the `ratio_of` figures."""
+
+    def medians(side: str) -> dict | None:
+        if (side, count) not in runs:
+            return None
+        return {
+            name: round(median(values), 3)
+            if (values := [r[name] for r in runs[(side, count)] if r.get(name) is not None])
+            else None
+            for name in figures
+        }
+
+    current, reference = medians("current"), medians("reference")
+    ratios = (
+        {
+            name: round(current[name] / reference[name], 2)
+            if current[name] and reference[name]
+            else None
+            for name in ratio_of
+        }
+        if reference
+        else None
+    )
+    return {"current": current, "reference": reference, "current_over_reference": ratios}
+
+
+def sides_record(sides_: list) -> dict:
+    """What the results say about the sides measured."""
+    reference = next((side for side in sides_ if side.name == "reference"), None)
+    return {
+        "commits": {side.name: side.commit for side in sides_},
+        "current_has_uncommitted_changes": sides_[0].dirty,
+        "reference_code": str(reference.imported) if reference else None,
+        "reference_missing": Reference.missing or None,
+    }

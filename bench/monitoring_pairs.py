@@ -1,14 +1,19 @@
-"""startMonitoring + stopMonitoring pairs per second on PostgreSQL, 16 concurrent clients.
-Target: 500 pairs/s.
+"""startMonitoring + stopMonitoring pairs per second on PostgreSQL, 32 concurrent clients,
+with 1 and with 2 `binocular serve` processes on one database; the current code side by side
+with a reference revision (`common.Reference`: BENCH_REFERENCE, else a48890e), each on its
+own database with the same data, in alternating rounds. Target: 500 pairs/s.
 
 Each client is a different North supervisor with its own keep-alive connection
-(httpx.AsyncClient) and its own interactions (VOICE or CHAT, created for the run through the
-integration mutations as `pbx`, each with one connected North agent), so that no start is
-refused: it loops start + stop over them for the duration. Every response is checked; any
-error or refusal fails the benchmark.
+(httpx.AsyncClient, to one of the servers: the clients are split evenly over them) and its
+own interactions (VOICE or CHAT, created for the run through the integration mutations as
+`pbx`, each with one connected North agent), so that no start is refused: it loops start +
+stop over them for the duration. Every response is checked; any error or refusal fails the
+benchmark. Measured after a warm-up: pairs per second, pair latency, and the CPU seconds per
+pair of the serve processes and of PostgreSQL (all its processes), from /proc.
 
-    python bench/monitoring_pairs.py [--seconds 20] [--clients 16] [--per-client 4]
-                                     [--no-generate] [--quick]
+    python bench/monitoring_pairs.py [--seconds 8] [--warmup 2] [--rounds 2] [--clients 32]
+                                     [--per-client 4] [--no-generate] [--no-reference]
+                                     [--quick]
 """
 
 import argparse
@@ -17,7 +22,6 @@ import sys
 import time
 
 import common
-import generate
 import httpx
 
 START = """mutation($input: StartMonitoringInput!) { startMonitoring(input: $input) {
@@ -175,7 +179,8 @@ async def client(
     return done
 
 
-async def load(url: str, plan, warmup: float, seconds: float, pid: int | None) -> dict:
+async def load(urls: list[str], database: str, plan, warmup: float, seconds: float) -> dict:
+    pids = [common.server_pid(url) for url in urls]
     latencies: list[float] = []
     failures = Failures()
     start_at = time.perf_counter() + 0.5  # every client connected by then
@@ -184,92 +189,170 @@ async def load(url: str, plan, warmup: float, seconds: float, pid: int | None) -
     tasks = [
         asyncio.create_task(
             client(
-                url, supervisor, interactions, start_at, measure_from, until, latencies, failures
+                urls[c % len(urls)],
+                supervisor,
+                interactions,
+                start_at,
+                measure_from,
+                until,
+                latencies,
+                failures,
             )
         )
-        for supervisor, interactions in plan
+        for c, (supervisor, interactions) in enumerate(plan)
     ]
-    await asyncio.sleep(max(0.0, measure_from - time.perf_counter()))
-    cpu = (time.process_time(), common.cpu_seconds(pid), *common.machine_busy())
-    await asyncio.sleep(max(0.0, until - time.perf_counter()))
-    cpu_after = (time.process_time(), common.cpu_seconds(pid), *common.machine_busy())
+
+    async def snapshot(postgres: common.PostgresUsage):
+        return (
+            time.process_time(),
+            sum(common.cpu_seconds(pid) for pid in pids),
+            *await postgres.read(),
+            *common.machine_busy(),
+        )
+
+    async with common.PostgresUsage(database) as postgres:
+        await asyncio.sleep(max(0.0, measure_from - time.perf_counter()))
+        before = await snapshot(postgres)
+        await asyncio.sleep(max(0.0, until - time.perf_counter()))
+        after = await snapshot(postgres)
     pairs = sum(await asyncio.gather(*tasks))
-    client_cpu, server_cpu, busy, total = (b - a for a, b in zip(cpu, cpu_after, strict=True))
+    client_cpu, server_cpu, postgres_cpu, postgres_live_cpu, sessions, busy, total = (
+        b - a for a, b in zip(before, after, strict=True)
+    )
+    latencies = [1000 * s for s in latencies]
     return {
+        "pairs_per_s": round(pairs / seconds, 1),
         "pairs": pairs,
-        "latencies": latencies,
-        "failures": failures,
+        "p50_ms": round(common.percentile(latencies, 50), 2) if latencies else None,
+        "p90_ms": round(common.percentile(latencies, 90), 2) if latencies else None,
+        "p99_ms": round(common.percentile(latencies, 99), 2) if latencies else None,
+        "max_ms": round(max(latencies), 2) if latencies else None,
+        "server_cpu_ms_per_pair": round(1000 * server_cpu / pairs, 3)
+        if pairs and all(pids)
+        else None,
+        "postgres_cpu_ms_per_pair": round(1000 * postgres_cpu / pairs, 3) if pairs else None,
+        "postgres_live_db_cpu_ms_per_pair": round(1000 * postgres_live_cpu / pairs, 3)
+        if pairs
+        else None,
+        "postgres_sessions_opened": sessions,
+        "server_cpu_share": round(server_cpu / seconds, 2) if all(pids) else None,
+        "postgres_cpu_share": round(postgres_cpu / seconds, 2),
+        "postgres_live_db_cpu_share": round(postgres_live_cpu / seconds, 2),
         "client_cpu_share": round(client_cpu / seconds, 2),
-        "server_cpu_share": round(server_cpu / seconds, 2) if pid else None,
         "machine_cpu_busy": round(busy / total, 2) if total else None,
+        "failures": failures.count,
+        "first_failures": failures.first,
     }
+
+
+PROCESSES = (1, 2)
+MEASURES = {1: "monitoring_pairs", 2: "monitoring_pairs_2proc"}
+FIGURES = (
+    "pairs_per_s",
+    "p50_ms",
+    "p90_ms",
+    "p99_ms",
+    "max_ms",
+    "server_cpu_ms_per_pair",
+    "postgres_cpu_ms_per_pair",
+    "postgres_live_db_cpu_ms_per_pair",
+    "postgres_sessions_opened",
+)
+RATIOS = ("pairs_per_s", "server_cpu_ms_per_pair", "postgres_cpu_ms_per_pair")
+
+
+def describe(figures: dict) -> str:
+    return (
+        f"{figures['pairs_per_s']:.0f} pairs/s, pair p50 {figures['p50_ms']:.1f} ms, "
+        f"p99 {figures['p99_ms']:.1f} ms, CPU/pair server "
+        f"{figures['server_cpu_ms_per_pair']:.2f} ms, PostgreSQL "
+        f"{figures['postgres_cpu_ms_per_pair']:.2f} ms"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--seconds", type=float, default=20, help="measured duration")
-    parser.add_argument("--warmup", type=float, default=3, help="load before measuring")
-    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--seconds", type=float, default=8, help="measured duration of a run")
+    parser.add_argument("--warmup", type=float, default=2, help="load before measuring")
+    parser.add_argument("--rounds", type=int, default=2, help="runs of each side and count")
+    parser.add_argument("--clients", type=int, default=32)
     parser.add_argument(
         "--per-client", type=int, default=4, help="interactions each client cycles through"
     )
     parser.add_argument("--no-generate", action="store_true")
-    parser.add_argument("--quick", action="store_true", help="tiny data, 2 s")
+    parser.add_argument("--no-reference", action="store_true", help="the current code only")
+    parser.add_argument("--quick", action="store_true", help="tiny data, one short round")
     arguments = parser.parse_args()
-    # 16 clients need 16 North supervisors: 3 in 4 supervisors are North.
-    quick_sizes = [*common.QUICK_SIZES, "--supervisors", "24"]
-    sizes = generate.sizes_parser().parse_args(quick_sizes if arguments.quick else [])
+    # 32 clients need 32 North supervisors: 3 in 4 supervisors are North.
+    sizes = [*common.QUICK_SIZES, "--supervisors", "44"] if arguments.quick else []
     if arguments.quick:
-        arguments.seconds, arguments.warmup = 2, 1
+        arguments.seconds, arguments.warmup, arguments.rounds = 2, 1, 1
     background = common.background_load()
-    common.ensure_database(common.POSTGRES)
-    if not arguments.no_generate:
-        generate.generate(common.POSTGRES, sizes)
-    with common.serve(common.POSTGRES) as url:
-        plan = prepare(url, common.POSTGRES, arguments.clients, arguments.per_client)
-        pid = common.server_pid(url)
-        run = asyncio.run(load(url, plan, arguments.warmup, arguments.seconds, pid))
-    latencies = [1000 * s for s in run["latencies"]]
-    failures: Failures = run["failures"]
-    rate = run["pairs"] / arguments.seconds
-    result = {
-        "pairs_per_s": round(rate, 1),
-        "pairs": run["pairs"],
-        "p50_ms": round(common.percentile(latencies, 50), 2) if latencies else None,
-        "p90_ms": round(common.percentile(latencies, 90), 2) if latencies else None,
-        "p99_ms": round(common.percentile(latencies, 99), 2) if latencies else None,
-        "max_ms": round(max(latencies), 2) if latencies else None,
-        "clients": arguments.clients,
-        "interactions_per_client": arguments.per_client,
-        "seconds": arguments.seconds,
-        "warmup_seconds": arguments.warmup,
-        "failures": failures.count,
-        "first_failures": failures.first,
-        "client_cpu_share": run["client_cpu_share"],
-        "server_cpu_share": run["server_cpu_share"],
-        "machine_cpu_busy": run["machine_cpu_busy"],
-        "machine_busy_before": background,
-        "quick": arguments.quick,
-        "start": START,
-        "stop": STOP,
-        **common.machine(),
-    }
-    if failures.count or not latencies:
-        why = (
-            f"{failures.count} calls failed ({run['pairs']} pairs done); first: {failures.first[0]}"
-            if failures.count
-            else f"no pair completed within the {arguments.seconds:g} s measured"
+    plans: dict[str, list] = {}  # each side's interactions, made once, used by every run
+
+    def measure(side, urls: list[str], number: int) -> dict:
+        if side.name not in plans:
+            plans[side.name] = prepare(
+                urls[0], side.database, arguments.clients, arguments.per_client
+            )
+        run = asyncio.run(
+            load(urls, side.database, plans[side.name], arguments.warmup, arguments.seconds)
         )
-        common.record("monitoring_pairs", f"FAILED: {why}", result)
-        sys.exit(1)
-    common.record(
-        "monitoring_pairs",
-        f"{rate:.0f} pairs/s (target 500), pair p50 {result['p50_ms']:.1f} ms, "
-        f"p99 {result['p99_ms']:.1f} ms; {arguments.clients} clients, {arguments.seconds:g} s",
-        result,
-    )
+        if run["failures"] or not run["pairs"]:
+            why = (
+                f"{run['failures']} calls failed ({run['pairs']} pairs done; {side.name}, "
+                f"{len(urls)} serve processes); first: {run['first_failures'][0]}"
+                if run["failures"]
+                else f"no pair completed within the {arguments.seconds:g} s measured"
+            )
+            common.record(MEASURES[len(urls)], f"FAILED: {why}", {"run": run})
+            sys.exit(1)
+        return run
+
+    with_reference = not (arguments.quick or arguments.no_reference)
+    with common.sides(not arguments.no_generate, sizes, with_reference) as sides:
+        runs = common.side_by_side(sides, arguments.rounds, PROCESSES, measure)
+        about = common.sides_record(sides)
+    for processes in PROCESSES:
+        compared = common.compare(runs, processes, FIGURES, RATIOS)
+        current, reference = compared["current"], compared["reference"]
+        result = {
+            **current,
+            **compared,
+            "serve_processes": processes,
+            "clients": arguments.clients,
+            "interactions_per_client": arguments.per_client,
+            "seconds": arguments.seconds,
+            "warmup_seconds": arguments.warmup,
+            "rounds": arguments.rounds,
+            **about,
+            "runs": [
+                run
+                for (_, count), each in sorted(runs.items())
+                if count == processes
+                for run in each
+            ],
+            "machine_busy_before": background,
+            "quick": arguments.quick,
+            "start": START,
+            "stop": STOP,
+            **common.machine(),
+        }
+        summary = (
+            f"{processes} serve process{'es' if processes > 1 else ''}, "
+            f"{arguments.clients} clients: {describe(current)} (target 500 pairs/s)"
+        )
+        if reference:
+            ratios = compared["current_over_reference"]
+            summary += (
+                f"; reference {about['commits']['reference'][:7]}: {describe(reference)}; "
+                f"current/reference: pairs/s {ratios['pairs_per_s']}, CPU/pair server "
+                f"{ratios['server_cpu_ms_per_pair']}, PostgreSQL "
+                f"{ratios['postgres_cpu_ms_per_pair']}"
+            )
+        common.record(MEASURES[processes], summary, result)
 
 
 if __name__ == "__main__":

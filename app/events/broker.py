@@ -26,6 +26,7 @@ from sqlalchemy.engine import make_url
 from app.db import Database
 from app.events.log import NOTIFY_CHANNEL
 from app.models import (
+    EventCounter,
     EventLogEntry,
     MonitoringSession,
     Participant,
@@ -185,6 +186,8 @@ class Broker:
             try:
                 if self.position is None:
                     self._set_first_position(await self._last_position())
+                if await self._skipped_unwatched():
+                    continue
                 while events := await self._read(self.position):
                     # No await from here to the position update: see the module docstring.
                     for event in events:
@@ -193,6 +196,18 @@ class Broker:
                     self.position = events[-1].position
             except Exception:  # a database hiccup must not kill delivery: retry at next wake
                 logger.exception("reading the event log failed; retrying")
+
+    async def _skipped_unwatched(self) -> bool:
+        """With nobody subscribed, move to the newest position without reading the events
+        (a write-heavy process with no subscriber read every event it wrote). Not if someone
+        subscribed meanwhile: they were handed the position before, and get what follows."""
+        if self._subscribers:
+            return False
+        last = await self._last_position()
+        if self._subscribers:
+            return False
+        self.position = max(self.position, last)
+        return True
 
     def _set_first_position(self, position: int | None) -> None:
         self.position = position
@@ -207,9 +222,11 @@ class Broker:
             return None
 
     async def _last_position(self) -> int:
-        async with self._db.read() as session:
-            last = await session.exec(sa.select(sa.func.max(EventLogEntry.position)))
-            return last.scalar() or 0
+        """The last position committed: the counter's (also once pruning has emptied the log;
+        app/events/log.py says why every position below it is committed too)."""
+        async with self._db.single_read() as session:
+            last = await session.exec(sa.select(EventCounter.position))
+            return last.scalar_one()
 
     async def _read(self, after: int, until: int | None = None) -> list[Event]:
         E, S, Q = EventLogEntry, MonitoringSession, Queue

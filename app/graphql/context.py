@@ -61,7 +61,7 @@ class Context(BaseContext):
         key = token and token_subject(self._jwt_secret, token)
         if not key:
             return None
-        async with self.db.read() as session:
+        async with self.db.single_read() as session:
             return (await session.exec(sa.select(User).where(User.key == key))).scalars().first()
 
     @property

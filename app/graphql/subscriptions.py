@@ -48,7 +48,7 @@ class _SharedWork:
         self._visible_users: dict[int, DataLoader] = {}
 
     async def _viewers(self, ids: list[int]) -> list[UserRow | None]:
-        async with self._db.read() as session:
+        async with self._db.single_read() as session:
             found = await session.exec(sa.select(UserRow).where(UserRow.id.in_(ids)))
             by_id = {user.id: user for user in found.scalars()}
         return [by_id.get(pk) for pk in ids]
@@ -61,7 +61,7 @@ class _SharedWork:
             condition = Policy(viewer).user
 
             async def load(ids: list[int]) -> list[bool]:
-                async with self._db.read() as session:
+                async with self._db.single_read() as session:
                     found = await session.exec(
                         sa.select(UserRow.id).where(UserRow.id.in_(ids), condition)
                     )

@@ -16,7 +16,8 @@ SCRIPTS = {
     "small_queries": ["small_interaction", "small_viewer"],
     "queue_activity": ["queue_activity"],
     "interactions_vs_postgraphile": ["interactions_vs_postgraphile"],
-    "monitoring_pairs": ["monitoring_pairs"],
+    "monitoring_pairs": ["monitoring_pairs", "monitoring_pairs_2proc"],
+    "integration_writes": ["integration_writes", "integration_writes_2proc"],
     "event_delivery": ["event_delivery"],
 }
 

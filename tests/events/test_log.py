@@ -264,3 +264,36 @@ async def test_a_refused_write_records_nothing(api, db):
     )
     assert refused["errors"][0]["message"] == "This interaction has ended."
     assert await last_position(db) == start + 2
+
+
+async def test_a_subscriber_arriving_while_an_unwatched_reader_skips_ahead_misses_nothing(
+    db, directory
+):
+    """With nobody subscribed, the reader jumps to the newest position without reading the
+    events. A subscriber that registers while it asks for that position was handed the
+    position before: the reader must then read the events in between, not jump."""
+    broker = Broker(db, poll_seconds=0.1)
+    await broker.start()
+    try:
+        start = broker.position
+        newest_position, asked, may_answer = broker._last_position, asyncio.Event(), asyncio.Event()
+
+        async def last_position_held_once_it_moves() -> int:
+            position = await newest_position()
+            if position > start and not asked.is_set():
+                asked.set()
+                await may_answer.wait()
+            return position
+
+        broker._last_position = last_position_held_once_it_moves
+        async with db.transaction() as session:
+            monitoring = await new_session(session, directory, 400)
+            record(session, session_event(EventKind.MONITORING_STARTED, monitoring, 1))
+        await asyncio.wait_for(asked.wait(), 5)
+        subscriber, live_after = await broker.subscribe(lambda event: True)
+        assert live_after == start  # handed out before the jump the reader was about to make
+        may_answer.set()
+        event = await asyncio.wait_for(subscriber.next(), 5)
+        assert (event.position, event.session.id) == (start + 1, monitoring.id)
+    finally:
+        await broker.stop()

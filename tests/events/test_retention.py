@@ -4,13 +4,18 @@ interactions in small batches, and never leave a hole in the log."""
 import asyncio
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import sqlalchemy as sa
+from gql import GraphQLRequest
+from gql.transport.exceptions import TransportQueryError
 
 from app.config import Settings
 from app.events.retention import prune
 from app.models import EventLogEntry, Interaction, MonitoringSession, Participant
 from app.server import create_app
 from tests.conftest import JWT_SECRET
+from tests.events.test_change_feed import INTERACTIONS, created_and_connected
+from tests.servers import ws_client
 from tests.test_cli import binocular
 
 
@@ -119,3 +124,16 @@ def test_binocular_prune_command(database_url, db, tmp_path):
     ):
         refused = binocular("prune", *arguments, cwd=tmp_path, env=env)
         assert refused.returncode == 1 and message in refused.stderr, refused.stderr
+
+
+async def test_a_cursor_is_expired_also_when_everything_was_pruned(server, live_api, db):
+
+    _, feed = await created_and_connected(server, live_api)
+    await prune(db, datetime.now(UTC) + timedelta(seconds=1))
+    assert await count(db, EventLogEntry) == 0
+    async with ws_client(server, live_api.token("ann")) as session:
+        request = GraphQLRequest(INTERACTIONS, variable_values={"after": feed.events[0]["cursor"]})
+        with pytest.raises(TransportQueryError) as raised:
+            async for _ in session.subscribe(request):
+                pass
+    assert raised.value.errors[0]["extensions"]["code"] == "CURSOR_EXPIRED"
