@@ -73,12 +73,12 @@ class Database:
     a decision read in several statements is one that a single state of the database justifies.
     """
 
-    def __init__(self, url: str, pool_size: int = 10) -> None:
+    def __init__(self, url: str, pool_size: int = 25) -> None:
         self.url = url
         self.sqlite = is_sqlite(url)
         options: dict = {}
         if not self.sqlite:
-            options = {"pool_size": pool_size, "max_overflow": pool_size * 2, "pool_pre_ping": True}
+            options = {"pool_size": pool_size, "max_overflow": pool_size, "pool_pre_ping": True}
         self.engine = create_async_engine(async_url(url), **options)
         if self.sqlite:
             _configure_sqlite(self.engine)

@@ -22,7 +22,7 @@ from app.config import Settings
 from app.db import Database, migrate
 from app.directory.load import DirectoryFile, load_directory
 from app.graphql.ids import encode_id
-from app.models import Division, EventCounter, Queue, User, metadata
+from app.models import Division, EventRetention, Queue, User, metadata
 from app.server import create_app
 from tests.servers import ServeProcess
 from tests.support import Api
@@ -147,12 +147,12 @@ async def app(database_url):
 
 @pytest.fixture
 async def db(app) -> AsyncIterator[Database]:
-    """The app's database, emptied after each test (the event counter keeps counting)."""
+    """The app's database, emptied after each test (but for what retention pruned last)."""
     database: Database = app.state.db
     yield database
     async with database.transaction() as session:
         for table in reversed(metadata.sorted_tables):
-            if table.name != EventCounter.__tablename__:
+            if table.name != EventRetention.__tablename__:
                 await session.exec(sa.delete(table))
 
 

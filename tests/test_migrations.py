@@ -352,3 +352,73 @@ async def test_an_agent_is_connected_at_most_once_to_an_interaction(migrated_url
         assert [ParticipantState(s).value for s in states] == ["CONNECTED", "DISCONNECTED"]
     finally:
         await engine.dispose()
+
+
+# --- the event log across 0003 -------------------------------------------------------------
+
+
+def test_monitoring_events_keep_their_cursor_across_the_upgrade_to_the_event_log(empty_url):
+    """A v1 monitoring event keeps its position (with transaction id 0, before every new
+    event), and positions handed out later follow every one v1 handed out."""
+    migrate(empty_url, "0002")
+
+    async def v1_event():
+        engine = _engine(empty_url)
+        try:
+            async with engine.begin() as connection:
+                for statement in (
+                    "INSERT INTO division (id, key, name) VALUES (1, 'd', 'D')",
+                    (
+                        "INSERT INTO users (id, key, name, division_id, roles, presence)"
+                        " VALUES (1, 'u', 'U', 1, '[]', 'OFFLINE')"
+                    ),
+                    "INSERT INTO queue (id, key, name, division_id) VALUES (1, 'q', 'Q', 1)",
+                    (
+                        "INSERT INTO interaction (id, external_id, media_type, direction, state,"
+                        " queue_id, started_at, version)"
+                        " VALUES (1, 'x', 'VOICE', 'INBOUND', 'CONNECTED', 1, :now, 0)"
+                    ),
+                    (
+                        "INSERT INTO participant (id, interaction_id, purpose, state, user_id, name,"
+                        " connected_at) VALUES (1, 1, 'MONITOR', 'CONNECTED', 1, 'U', :now)"
+                    ),
+                    (
+                        "INSERT INTO monitoring_session (id, interaction_id, media_type, monitor_id,"
+                        " agent_id, monitor_participant_id, state, started_at)"
+                        " VALUES (1, 1, 'VOICE', 1, 1, 1, 'ACTIVE', :now)"
+                    ),
+                    (
+                        "INSERT INTO monitoring_event (position, kind, occurred_at, session_id,"
+                        " interaction_id, queue_id, monitor_id) VALUES (7, 'STARTED', :now, 1, 1, 1, 1)"
+                    ),
+                    "UPDATE event_counter SET position = 9",  # 8 and 9 rolled back, say
+                ):
+                    await connection.execute(sa.text(statement), {"now": datetime.now(UTC)})
+        finally:
+            await engine.dispose()
+
+    async def after_upgrade():
+        from app.db import Database
+        from app.events.log import Recorded, record
+        from app.models import EventLogEntry
+        from app.models.enums import EventKind
+
+        db = Database(empty_url)
+        try:
+            async with db.transaction() as session:
+                record(session, Recorded(EventKind.INTERACTION_CREATED, datetime.now(UTC), 1, 1))
+            async with db.read() as session:
+                rows = await session.exec(
+                    sa.select(
+                        EventLogEntry.xid, EventLogEntry.position, EventLogEntry.kind
+                    ).order_by(EventLogEntry.xid, EventLogEntry.position)
+                )
+                return [(xid, position, kind.value) for xid, position, kind in rows]
+        finally:
+            await db.dispose()
+
+    asyncio.run(v1_event())
+    migrate(empty_url)
+    (old, new) = asyncio.run(after_upgrade())
+    assert old == (0, 7, "MONITORING_STARTED")
+    assert new[1] > 9 and new[2] == "INTERACTION_CREATED" and (new[0], new[1]) > (0, 7)

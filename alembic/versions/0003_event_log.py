@@ -1,11 +1,12 @@
-"""The event log records every change: monitoring_event becomes event_log.
+"""The event log records every change: monitoring_event becomes event_log, ordered by
+transaction id and position instead of a counter.
 
 Revision ID: 0003
 Revises: 0002
 Create Date: 2026-12-01
 
-The monitoring events move over with their positions, so that a cursor handed out before the
-upgrade resumes where it left off. The log has no foreign keys: it is history, pruned from
+The monitoring events move over with their positions (and transaction id 0), so that a
+cursor handed out before the upgrade resumes where it left off. The log has no foreign keys: it is history, pruned from
 its oldest end, and an append must not lock the rows it names.
 """
 
@@ -24,7 +25,13 @@ depends_on = None
 def upgrade() -> None:
     op.create_table(
         "event_log",
-        sa.Column("position", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column(
+            "position",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("xid", sa.BigInteger(), nullable=False),
         sa.Column("kind", enum_column(EventKind), nullable=False),
         sa.Column("occurred_at", UTCDateTime(), nullable=False),
         sa.Column("interaction_id", sa.Integer(), nullable=True),
@@ -33,19 +40,54 @@ def upgrade() -> None:
         sa.Column("user_id", sa.Integer(), nullable=True),
         sa.Column("presence", enum_column(Presence), nullable=True),
         sa.PrimaryKeyConstraint("position", name="pk_event_log"),
+        sqlite_autoincrement=True,
     )
+    op.create_index("ix_event_log_cursor", "event_log", ["xid", "position"])
+    # The monitoring events keep their positions, with xid 0: before every new one.
     op.execute(
-        "INSERT INTO event_log (position, kind, occurred_at, interaction_id, queue_id, session_id)"
-        " SELECT position, 'MONITORING_' || kind, occurred_at, interaction_id, queue_id,"
+        "INSERT INTO event_log"
+        " (position, xid, kind, occurred_at, interaction_id, queue_id, session_id)"
+        " SELECT position, 0, 'MONITORING_' || kind, occurred_at, interaction_id, queue_id,"
         " session_id FROM monitoring_event"
     )
+    if op.get_bind().dialect.name == "postgresql":  # new positions follow every one handed out
+        op.execute(
+            "SELECT setval(pg_get_serial_sequence('event_log', 'position'),"
+            " (SELECT position FROM event_counter WHERE id = 1) + 1, false)"
+        )
+    else:
+        op.execute("DELETE FROM sqlite_sequence WHERE name = 'event_log'")
+        op.execute(
+            "INSERT INTO sqlite_sequence (name, seq)"
+            " SELECT 'event_log', position FROM event_counter WHERE id = 1"
+        )
+    retention = op.create_table(
+        "event_retention",
+        sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("xid", sa.BigInteger(), nullable=False),
+        sa.Column("position", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_event_retention"),
+    )
+    op.bulk_insert(retention, [{"id": 1, "xid": 0, "position": 0}])
     op.drop_table("monitoring_event")
+    op.drop_table("event_counter")
     # Retention deletes ended interactions oldest first.
     op.create_index("ix_interaction_ended", "interaction", ["ended_at"])
 
 
 def downgrade() -> None:
     op.drop_index("ix_interaction_ended", table_name="interaction")
+    counter = op.create_table(
+        "event_counter",
+        sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("position", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_event_counter"),
+    )
+    op.bulk_insert(counter, [{"id": 1, "position": 0}])
+    op.execute(
+        "UPDATE event_counter SET position = (SELECT coalesce(max(position), 0) FROM event_log)"
+    )
+    op.drop_table("event_retention")
     op.create_table(
         "monitoring_event",
         sa.Column("position", sa.BigInteger(), autoincrement=False, nullable=False),

@@ -123,6 +123,13 @@ async def load_directory(db: Database, directory: DirectoryFile) -> dict[str, in
     """Upsert what the file names; delete nothing. Returns how many rows changed per table."""
     changed = {"divisions": 0, "users": 0, "queues": 0, "queue members": 0}
     async with db.transaction() as session:
+        # First, lock the users it may change: a presence event must be ordered after those
+        # of concurrent setPresence calls it waited for (app/events/log.py).
+        await session.exec(
+            sa.select(User.id)
+            .where(User.key.in_([u.key for u in directory.users]))
+            .with_for_update()
+        )
         divisions = await _upsert(
             session,
             Division,

@@ -4,7 +4,9 @@ One reader task per process reads the log after the last position it has seen an
 each event to the matching subscribers' bounded queues. It wakes when a local transaction
 that recorded events commits, on PostgreSQL when another process's NOTIFY arrives (sent in
 the recording transaction, so delivered only on commit), and every `poll_seconds` anyway,
-so that a lost notification delays an event but never loses it.
+so that a lost notification delays an event but never loses it. It reads only events below
+the visibility horizon (app/events/log.py); when committed ones wait behind an older open
+transaction, it looks again after 10 ms.
 
 A subscriber registers and learns the reader's position in one step with no await between,
 and the reader hands out a batch and advances its position in one step too: events up to
@@ -26,8 +28,8 @@ from sqlalchemy.engine import make_url
 from app.db import Database
 from app.events.log import NOTIFY_CHANNEL
 from app.models import (
-    EventCounter,
     EventLogEntry,
+    EventRetention,
     MonitoringSession,
     Participant,
     Queue,
@@ -39,15 +41,29 @@ from app.models.enums import EventKind, ParticipantPurpose, Presence
 logger = logging.getLogger("binocular.events")
 
 _BATCH = 500
+_HELD_BACK_SECONDS = 0.01
+
+
+def _settled(sqlite: bool) -> sa.ColumnElement[bool]:
+    """An event below the visibility horizon: every transaction with a smaller id has ended
+    (app/events/log.py). On SQLite every committed event is."""
+    if sqlite:
+        return sa.true()
+    horizon = sa.func.pg_snapshot_xmin(sa.func.pg_current_snapshot())
+    return EventLogEntry.xid < sa.cast(sa.cast(horizon, sa.Text), sa.BigInteger)
 
 
 class Batch:
     """What one read of the log brought: the API layer shares its reads per batch."""
 
 
+# An event's place in the log, its cursor: (transaction id, position); see app/events/log.py.
+Position = tuple[int, int]
+
+
 @dataclass(frozen=True)
 class Event:
-    position: int
+    position: Position
     kind: EventKind
     occurred_at: datetime
     # Interaction and monitoring events: the interaction and its queue.
@@ -118,10 +134,11 @@ class Broker:
         self._subscribers: set[Subscriber] = set()
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
-        # The last position handed out; None until the log could be read (a server may start
+        # The last position read; None until the log could be read (a server may start
         # before its database is migrated, and reports not ready meanwhile).
-        self.position: int | None = None
+        self.position: Position | None = None
         self._position_known = asyncio.Event()
+        self._settled = _settled(db.sqlite)
 
     @property
     def subscriber_count(self) -> int:
@@ -149,7 +166,7 @@ class Broker:
     def on_commit(self, _recorded: list) -> None:
         self.wake()
 
-    async def subscribe(self, matches: Callable[[Event], bool]) -> tuple[Subscriber, int]:
+    async def subscribe(self, matches: Callable[[Event], bool]) -> tuple[Subscriber, Position]:
         """Register; returns the subscriber and the position live delivery starts after.
 
         Only a position the reader has read is handed out: while the log cannot be read (a
@@ -164,36 +181,43 @@ class Broker:
     def unsubscribe(self, subscriber: Subscriber) -> None:
         self._subscribers.discard(subscriber)
 
-    async def replay(self, after: int, until: int):
+    async def replay(self, after: Position, until: Position):
         """Batches of the events in (after, until], oldest first; CursorExpired where some
-        of them have been pruned.
-
-        Positions have no gaps (app/events/log.py) and the log is pruned from its oldest
-        end: so each batch, read in one snapshot, is complete exactly when it starts right
-        after the cursor."""
+        of them have been pruned (decided in the snapshot of each batch, as pruning goes on
+        from the oldest end)."""
         while after < until:
-            events = await self._read(after, until)
-            if not events or events[0].position != after + 1:
-                raise CursorExpired
+            events, _ = await self._read(after, until)
+            if not events:
+                return
             yield events
             after = events[-1].position
 
     async def _read_forever(self) -> None:
+        wait = self._poll_seconds
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._poll_seconds)
+                await asyncio.wait_for(self._wake.wait(), wait)
             self._wake.clear()
+            wait = self._poll_seconds
             try:
                 if self.position is None:
                     self._set_first_position(await self._last_position())
                 if await self._skipped_unwatched():
                     continue
-                while events := await self._read(self.position):
+                while True:
+                    events, held_back = await self._read(self.position)
                     # No await from here to the position update: see the module docstring.
                     for event in events:
                         for subscriber in tuple(self._subscribers):
                             subscriber.offer(event)
-                    self.position = events[-1].position
+                    if events:
+                        self.position = events[-1].position
+                    if held_back:
+                        # Committed events wait behind an older transaction still open: look
+                        # again soon (if it rolls back, no notification says so).
+                        wait = _HELD_BACK_SECONDS
+                    if not events or held_back:
+                        break
             except Exception:  # a database hiccup must not kill delivery: retry at next wake
                 logger.exception("reading the event log failed; retrying")
 
@@ -221,37 +245,60 @@ class Broker:
             logger.warning("the event log cannot be read yet; will retry")
             return None
 
-    async def _last_position(self) -> int:
-        """The last position committed: the counter's (also once pruning has emptied the log;
-        app/events/log.py says why every position below it is committed too)."""
+    async def _last_position(self) -> Position:
+        """The last position every subscriber may start after: the newest event below the
+        horizon, or the last one pruned when there is none."""
+        E, R = EventLogEntry, EventRetention
+        newest = (
+            sa.select(E.xid, E.position)
+            .where(self._settled)
+            .order_by(E.xid.desc(), E.position.desc())
+            .limit(1)
+            .subquery()
+        )
         async with self._db.single_read() as session:
-            last = await session.exec(sa.select(EventCounter.position))
-            return last.scalar_one()
+            found = await session.exec(
+                sa.union_all(sa.select(newest), sa.select(R.xid, R.position).where(R.id == 1))
+            )
+            return max(tuple(row) for row in found.all())
 
-    async def _read(self, after: int, until: int | None = None) -> list[Event]:
-        E, S, Q = EventLogEntry, MonitoringSession, Queue
+    async def _read(
+        self, after: Position, until: Position | None = None
+    ) -> tuple[list[Event], bool]:
+        """The events after `after` (up to `until`), and whether committed ones wait behind
+        the horizon. With `until` (a replay): CursorExpired if `after` was pruned."""
+        E, S, Q, R = EventLogEntry, MonitoringSession, Queue, EventRetention
+        cursor = sa.tuple_(E.xid, E.position)
         query = (
-            sa.select(E, S, Q.division_id)
+            sa.select(E, S, Q.division_id, self._settled.label("settled"))
             .outerjoin(S, S.id == E.session_id)
             .outerjoin(Q, Q.id == E.queue_id)
-            .where(E.position > after)
-            .order_by(E.position)
+            .where(cursor > sa.tuple_(*after))
+            .order_by(E.xid, E.position)
             .limit(_BATCH)
         )
         if until is not None:
-            query = query.where(E.position <= until)
+            query = query.where(cursor <= sa.tuple_(*until))
         async with self._db.read() as session:
+            if until is not None:
+                pruned = (await session.exec(sa.select(R.xid, R.position))).one()
+                if after < tuple(pruned):
+                    raise CursorExpired
             rows = (await session.exec(query)).all()
+            held_back = next((n for n, row in enumerate(rows) if not row.settled), None)
+            if held_back is not None:
+                rows = rows[:held_back]
             if not rows:
-                return []
-            agents = await _agents_of(session, {e.interaction_id for e, _, _ in rows})
+                return [], held_back is not None
+            agents = await _agents_of(session, {e.interaction_id for e, _, _, _ in rows})
             member_of = await _memberships_of(
-                session, {e.user_id for e, _, _ in rows if e.kind == EventKind.PRESENCE_CHANGED}
+                session,
+                {e.user_id for e, _, _, _ in rows if e.kind == EventKind.PRESENCE_CHANGED},
             )
         batch = Batch()
         return [
             Event(
-                position=event.position,
+                position=(event.xid, event.position),
                 kind=event.kind,
                 occurred_at=event.occurred_at,
                 interaction_id=event.interaction_id,
@@ -266,8 +313,8 @@ class Broker:
                 else frozenset(),
                 batch=batch,
             )
-            for event, monitoring, queue_division in rows
-        ]
+            for event, monitoring, queue_division, _ in rows
+        ], held_back is not None
 
     async def _listen_forever(self) -> None:
         """LISTEN on PostgreSQL; reconnect when the connection drops."""

@@ -1,17 +1,22 @@
 """Appending to the event log, inside the transaction of the change it records.
 
 A write records its events as it goes (`record`); `append_recorded` writes them all in one
-statement just before the transaction commits (Database.transaction calls it), so that the
-counter below is locked for that statement and the commit only.
+statement just before the transaction commits (Database.transaction calls it).
 
-The cursor follows commit order. Positions come from a one-row counter, incremented with an
-UPDATE whose row lock is held until the transaction commits: a second appender waits on that
-lock and takes the next positions only after the first has committed. So when a reader sees
-position N, every position below N is already committed, and reading `position > last seen`
-can never skip an event that commits later. (An identity column would not do this: a
-transaction that took 7 may commit after one that took 8.) Positions have no gaps: a
-transaction that rolls back gives its increment back. On SQLite, BEGIN IMMEDIATE serializes
-writers anyway.
+The cursor follows commit order without a lock that writers queue on. An event's place in
+the log is (`xid`, `position`): on PostgreSQL the id of the transaction that appended it
+(`pg_current_xact_id()`) and an increasing position from a sequence. Readers take only the
+events of transactions below the visibility horizon, `pg_snapshot_xmin(pg_current_snapshot())`:
+every transaction with a smaller id has committed or rolled back, so no event can appear
+later below a cursor a reader has passed (app/events/broker.py). Transaction ids order
+writes as the rows they lock do: a transaction gets its id at its first write, and every
+writer locks what its events are about first (the interaction, the user), so of two writers
+of one interaction the one that waited has the larger id. (One counter row, incremented
+under a lock held to commit, gave commit order too, but made every writer of the service
+wait for every other: at 200 writes a second, most of them were waiting on it.)
+
+On SQLite, BEGIN IMMEDIATE runs one write transaction at a time: xid is 0 and positions are
+in commit order.
 """
 
 from dataclasses import dataclass
@@ -20,7 +25,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.models import EventCounter, EventLogEntry
+from app.models import EventLogEntry
 from app.models.columns import utcnow
 from app.models.enums import EventKind, MonitoringEndReason, Presence
 
@@ -57,37 +62,34 @@ def record(session: AsyncSession, event: Recorded) -> None:
 
 _COLUMNS = ("kind", "occurred_at", "interaction_id", "queue_id", "session_id", "user_id")
 
-# PostgreSQL: one statement takes the positions, appends and notifies (NOTIFY reaches
-# listeners only when, and if, the transaction commits). Arrays, so that the statement is
-# the same text, prepared once per connection, however many events a transaction appends.
+# PostgreSQL: one statement appends and notifies (NOTIFY reaches listeners only when, and if,
+# the transaction commits). Arrays, so that the statement is the same text, prepared once
+# per connection, however many events a transaction appends.
 _APPEND_POSTGRESQL = sa.text(
     """
-    WITH taken AS (
-        UPDATE event_counter SET position = position + cardinality(CAST(:kind AS varchar[]))
-        WHERE id = 1 RETURNING position - cardinality(CAST(:kind AS varchar[])) AS before
-    ), appended AS (
+    WITH appended AS (
         INSERT INTO event_log
-            (position, kind, occurred_at, interaction_id, queue_id, session_id, user_id,
-             presence)
-        SELECT taken.before + e.n, e.kind, e.occurred_at, e.interaction_id, e.queue_id,
-               e.session_id, e.user_id, e.presence
-        FROM taken, unnest(
+            (xid, kind, occurred_at, interaction_id, queue_id, session_id, user_id, presence)
+        SELECT CAST(CAST(pg_current_xact_id() AS text) AS bigint), e.kind, e.occurred_at,
+               e.interaction_id, e.queue_id, e.session_id, e.user_id, e.presence
+        FROM unnest(
             CAST(:kind AS varchar[]), CAST(:occurred_at AS timestamptz[]),
             CAST(:interaction_id AS integer[]), CAST(:queue_id AS integer[]),
             CAST(:session_id AS integer[]), CAST(:user_id AS integer[]),
             CAST(:presence AS varchar[])
         ) WITH ORDINALITY AS e(kind, occurred_at, interaction_id, queue_id, session_id,
                                user_id, presence, n)
-        RETURNING position
+        ORDER BY e.n
+        RETURNING xid, position
     )
-    SELECT max(position), pg_notify(:channel, CAST(max(position) AS text)) FROM appended
+    SELECT max(xid), max(position), pg_notify(:channel, '') FROM appended
     """
 )
 
 
-async def append_recorded(session: AsyncSession) -> int | None:
+async def append_recorded(session: AsyncSession) -> tuple[int, int] | None:
     """Append what the transaction recorded; call it last, just before commit. Returns the
-    last position taken, if any."""
+    cursor of the last event appended, if any."""
     pending: list[Recorded] = session.info.pop(_PENDING, None)
     if not pending:
         return None
@@ -98,27 +100,17 @@ async def append_recorded(session: AsyncSession) -> int | None:
         appended = await session.exec(
             _APPEND_POSTGRESQL, params={**columns, "channel": NOTIFY_CHANNEL}
         )
-        last = appended.first()[0]
-    else:  # SQLite: no data-modifying CTE, and BEGIN IMMEDIATE serializes writers anyway
-        last = (
-            await session.exec(
-                sa.update(EventCounter)
-                .where(EventCounter.id == 1)
-                .values(position=EventCounter.position + len(pending))
-                .returning(EventCounter.position)
+        xid, last, _ = appended.first()
+    else:  # SQLite: one writer at a time, so positions are taken in commit order
+        xid = 0
+        for event in pending:
+            inserted = await session.exec(
+                sa.insert(EventLogEntry).values(
+                    xid=0,
+                    presence=event.presence,
+                    **{name: getattr(event, name) for name in _COLUMNS},
+                )
             )
-        ).scalar_one()
-        first = last - len(pending) + 1
-        await session.exec(
-            sa.insert(EventLogEntry),
-            params=[
-                {
-                    "position": first + n,
-                    **{name: getattr(e, name) for name in _COLUMNS},
-                    "presence": e.presence,
-                }
-                for n, e in enumerate(pending)
-            ],
-        )
+            last = inserted.inserted_primary_key[0]
     session.info.setdefault(RECORDED, []).extend(pending)
-    return last
+    return xid, last

@@ -14,7 +14,13 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 
 from app.db import Database
-from app.models import EventLogEntry, Interaction, MonitoringSession, Participant
+from app.models import (
+    EventLogEntry,
+    EventRetention,
+    Interaction,
+    MonitoringSession,
+    Participant,
+)
 from app.models.columns import utcnow
 
 logger = logging.getLogger("binocular.retention")
@@ -37,7 +43,9 @@ async def prune(db: Database, before: datetime, batch: int = BATCH) -> Pruned:
     async with db.read() as session:
         oldest_kept = (
             await session.exec(
-                sa.select(EventLogEntry.occurred_at).order_by(EventLogEntry.position).limit(1)
+                sa.select(EventLogEntry.occurred_at)
+                .order_by(EventLogEntry.xid, EventLogEntry.position)
+                .limit(1)
             )
         ).scalar()
     # An interaction's events all happened by its end: one that ended before the oldest
@@ -50,19 +58,27 @@ async def prune(db: Database, before: datetime, batch: int = BATCH) -> Pruned:
 
 async def _prune_events(db: Database, before: datetime, batch: int) -> int:
     """One batch of the log's oldest end: the events up to the first one at or after
-    `before`."""
-    E = EventLogEntry
+    `before`; the last one's cursor is kept, so that resuming from before it is refused."""
+    E, R = EventLogEntry, EventRetention
     async with db.transaction() as session:
         oldest = (
             await session.exec(
-                sa.select(E.position, E.occurred_at).order_by(E.position).limit(batch)
+                sa.select(E.xid, E.position, E.occurred_at).order_by(E.xid, E.position).limit(batch)
             )
         ).all()
         old = 0
         while old < len(oldest) and oldest[old].occurred_at < before:
             old += 1
         if old:
-            await session.exec(sa.delete(E).where(E.position <= oldest[old - 1].position))
+            last = oldest[old - 1]
+            await session.exec(
+                sa.delete(E).where(
+                    sa.tuple_(E.xid, E.position) <= sa.tuple_(last.xid, last.position)
+                )
+            )
+            await session.exec(
+                sa.update(R).where(R.id == 1).values(xid=last.xid, position=last.position)
+            )
         return old
 
 

@@ -112,7 +112,7 @@ async def _follow(info: Info, matches, after: str | None) -> AsyncGenerator[Even
     """The events that match and that the viewer may see: with `after`, those after it in the
     log first, then live ones, with no gap and no repeat."""
     viewer = await info.context.require_viewer()
-    after_position = decode_cursor(after, "event", int)[0] if after is not None else None
+    after_position = _event_cursor(after) if after is not None else None
     broker = info.context.broker
     subscriber, live_after = await broker.subscribe(matches)
     delivered = after_position if after_position is not None else live_after
@@ -145,6 +145,15 @@ async def _follow(info: Info, matches, after: str | None) -> AsyncGenerator[Even
                     yield event
     finally:
         broker.unsubscribe(subscriber)
+
+
+def _event_cursor(after: str) -> tuple[int, int]:
+    """An event cursor: (transaction id, position); one from before transaction ids were in
+    cursors is (0, position), where the upgrade put those events."""
+    try:
+        return tuple(decode_cursor(after, "event", int, int))
+    except GraphQLError:
+        return (0, decode_cursor(after, "event", int)[0])
 
 
 def _node_filter(value: strawberry.ID | None, type_name: str) -> int | None:
@@ -227,7 +236,7 @@ class MonitoringSessionEvent:
         return cls(
             position=event.position,
             shared_work=_shared(info, event),
-            cursor=encode_cursor("event", event.position),
+            cursor=encode_cursor("event", *event.position),
             kind=MONITORING_EVENTS[event.kind],
             occurred_at=event.occurred_at,
             session=MonitoringSession.of(event.session),
@@ -270,7 +279,7 @@ class InteractionEvent:
         return cls(
             position=event.position,
             shared_work=_shared(info, event),
-            cursor=encode_cursor("event", event.position),
+            cursor=encode_cursor("event", *event.position),
             kind=INTERACTION_EVENTS[event.kind],
             occurred_at=event.occurred_at,
             interaction_pk=event.interaction_id,
@@ -302,7 +311,7 @@ class PresenceEvent:
         return cls(
             position=event.position,
             shared_work=_shared(info, event),
-            cursor=encode_cursor("event", event.position),
+            cursor=encode_cursor("event", *event.position),
             occurred_at=event.occurred_at,
             presence=event.presence,
             user_pk=event.user_id,

@@ -12,7 +12,7 @@ SQLModel.metadata.naming_convention = {
 }
 
 from app.models.directory import Division, Queue, QueueMember, User
-from app.models.events import EventCounter, EventLogEntry
+from app.models.events import EventLogEntry, EventRetention
 from app.models.interaction import Interaction, Participant
 from app.models.monitoring import MonitoringSession
 
@@ -20,8 +20,8 @@ metadata = SQLModel.metadata
 
 __all__ = [
     "Division",
-    "EventCounter",
     "EventLogEntry",
+    "EventRetention",
     "Interaction",
     "MonitoringSession",
     "Participant",

@@ -1,4 +1,9 @@
-"""Writes shared by the rules: locking an interaction, ending sessions, version bumps."""
+"""Writes shared by the rules: locking an interaction, ending sessions, version bumps.
+
+Core statements over the tables, built once where they can be: the write path runs them for
+every call of the telephony platform, and the ORM's unit of work and per-call statement
+building were most of its CPU. Rows come back as plain rows.
+"""
 
 from datetime import datetime
 
@@ -6,7 +11,7 @@ import sqlalchemy as sa
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.events.log import Recorded, record
-from app.models import Interaction, MonitoringSession, Participant
+from app.models import Interaction, MonitoringSession, Participant, User
 from app.models.enums import (
     EventKind,
     MonitoringEndReason,
@@ -14,21 +19,53 @@ from app.models.enums import (
     ParticipantState,
 )
 
+INTERACTIONS = Interaction.__table__
+PARTICIPANTS = Participant.__table__
+SESSIONS = MonitoringSession.__table__
+USERS = User.__table__
 
-async def lock_interaction(session: AsyncSession, interaction_id: int) -> Interaction | None:
-    """Read the interaction and hold its row until commit (SQLite: BEGIN IMMEDIATE holds all).
-
-    FOR NO KEY UPDATE, the lock an UPDATE of non-key columns takes: unlike FOR UPDATE it
-    does not wait for the KEY SHARE locks that concurrent inserts of participants and
-    sessions hold on the row through their foreign keys.
-    """
-    result = await session.exec(
-        sa.select(Interaction)
-        .where(Interaction.id == interaction_id)
-        .with_for_update(key_share=True)
-        .execution_options(populate_existing=True)
+# FOR NO KEY UPDATE, the lock an UPDATE of non-key columns takes: unlike FOR UPDATE it does
+# not wait for the KEY SHARE locks that concurrent inserts of participants and sessions hold
+# on the row through their foreign keys. (SQLite: BEGIN IMMEDIATE holds everything.)
+_LOCK = (
+    sa.select(INTERACTIONS)
+    .where(INTERACTIONS.c.id == sa.bindparam("interaction_id"))
+    .with_for_update(key_share=True)
+)
+# The same, with the name of a user (None when there is no such user): one round trip.
+_LOCK_WITH_USER = (
+    sa.select(
+        INTERACTIONS,
+        sa.select(USERS.c.name)
+        .where(USERS.c.id == sa.bindparam("user_id"))
+        .scalar_subquery()
+        .label("user_name"),
     )
-    return result.scalars().first()
+    .where(INTERACTIONS.c.id == sa.bindparam("interaction_id"))
+    .with_for_update(key_share=True, of=INTERACTIONS)
+)
+_BUMP = (
+    sa.update(INTERACTIONS)
+    .where(INTERACTIONS.c.id == sa.bindparam("interaction_id"))
+    .values(version=INTERACTIONS.c.version + 1)
+)
+_BUMP_IF_UNCHANGED = _BUMP.where(INTERACTIONS.c.version == sa.bindparam("expected"))
+
+
+async def lock_interaction(session: AsyncSession, interaction_id: int) -> sa.Row | None:
+    """Read the interaction and hold its row until commit."""
+    result = await session.exec(_LOCK, params={"interaction_id": interaction_id})
+    return result.first()
+
+
+async def lock_interaction_and_name(
+    session: AsyncSession, interaction_id: int, user_id: int
+) -> sa.Row | None:
+    """lock_interaction, and the row's `user_name`: that user's name, None if no such user."""
+    result = await session.exec(
+        _LOCK_WITH_USER, params={"interaction_id": interaction_id, "user_id": user_id}
+    )
+    return result.first()
 
 
 async def bump_version(
@@ -37,58 +74,53 @@ async def bump_version(
     """Mark the interaction changed; with `expected`, only if nobody changed it since.
 
     Every change of an interaction's participants or sessions bumps its version in the same
-    transaction (the integration's calls through the ORM): a start's compare-and-set relies
-    on it to know that nothing changed since its snapshot."""
-    statement = (
-        sa.update(Interaction)
-        .where(Interaction.id == interaction_id)
-        .values(version=Interaction.version + 1)
-    )
-    if expected is not None:
-        statement = statement.where(Interaction.version == expected)
-    result = await session.exec(statement)
+    transaction: a start's compare-and-set relies on it to know that nothing changed since
+    its snapshot."""
+    if expected is None:
+        result = await session.exec(_BUMP, params={"interaction_id": interaction_id})
+    else:
+        result = await session.exec(
+            _BUMP_IF_UNCHANGED, params={"interaction_id": interaction_id, "expected": expected}
+        )
     return result.rowcount == 1
 
 
 async def end_active_sessions(
     session: AsyncSession,
-    interaction: Interaction,
+    interaction: sa.Row,
     condition: sa.ColumnElement[bool],
     reason: MonitoringEndReason,
     now: datetime,
-) -> list[MonitoringSession]:
-    """End the interaction's ACTIVE sessions matching `condition`, disconnect their MONITOR
-    participants and record MONITORING_ENDED events.
+    disconnect_monitors: bool = True,
+) -> list[sa.Row]:
+    """End the interaction's ACTIVE sessions matching `condition` (on the sessions table),
+    disconnect their MONITOR participants (unless the caller disconnects everyone anyway)
+    and record MONITORING_ENDED events.
 
     Conditional on state, so a session is ended exactly once whoever races to end it.
     """
     ended = (
-        (
-            await session.exec(
-                sa.update(MonitoringSession)
-                .where(
-                    MonitoringSession.interaction_id == interaction.id,
-                    MonitoringSession.state == MonitoringState.ACTIVE,
-                    condition,
-                )
-                .values(state=MonitoringState.ENDED, ended_at=now, end_reason=reason)
-                .returning(MonitoringSession)
-                .execution_options(populate_existing=True)
+        await session.exec(
+            sa.update(SESSIONS)
+            .where(
+                SESSIONS.c.interaction_id == interaction.id,
+                SESSIONS.c.state == MonitoringState.ACTIVE,
+                condition,
             )
+            .values(state=MonitoringState.ENDED, ended_at=now, end_reason=reason)
+            .returning(SESSIONS)
         )
-        .scalars()
-        .all()
-    )
-    if ended:
+    ).all()
+    if ended and disconnect_monitors:
         await disconnect_participants(
-            session, Participant.id.in_([s.monitor_participant_id for s in ended]), now
+            session, PARTICIPANTS.c.id.in_([s.monitor_participant_id for s in ended]), now
         )
     for monitoring in ended:
         record(session, session_event(EventKind.MONITORING_ENDED, monitoring, interaction.queue_id))
     return list(ended)
 
 
-def session_event(kind: EventKind, monitoring: MonitoringSession, queue_id: int) -> Recorded:
+def session_event(kind: EventKind, monitoring, queue_id: int) -> Recorded:
     return Recorded(
         kind,
         monitoring.ended_at or monitoring.started_at,
@@ -103,9 +135,9 @@ async def disconnect_participants(
     session: AsyncSession, condition: sa.ColumnElement[bool], now: datetime
 ) -> list[int]:
     result = await session.exec(
-        sa.update(Participant)
-        .where(Participant.state == ParticipantState.CONNECTED, condition)
+        sa.update(PARTICIPANTS)
+        .where(PARTICIPANTS.c.state == ParticipantState.CONNECTED, condition)
         .values(state=ParticipantState.DISCONNECTED, disconnected_at=now)
-        .returning(Participant.id)
+        .returning(PARTICIPANTS.c.id)
     )
     return list(result.scalars().all())

@@ -77,47 +77,38 @@ def user_ids_needed(
     return ids
 
 
+_I, _P, _S, _U = (
+    Interaction.__table__,
+    Participant.__table__,
+    MonitoringSession.__table__,
+    User.__table__,
+)
+# Built once: the statements of every start and stop.
+_INTERACTION_AND_QUEUE_DIVISION = (
+    sa.select(_I, Queue.__table__.c.division_id)
+    .join(Queue.__table__, Queue.__table__.c.id == _I.c.queue_id)
+    .where(_I.c.id == sa.bindparam("interaction_id"))
+)
+_PARTICIPANTS = sa.select(_P).where(_P.c.interaction_id == sa.bindparam("interaction_id"))
+_SESSIONS = sa.select(_S).where(_S.c.interaction_id == sa.bindparam("interaction_id"))
+_USERS = sa.select(_U).where(_U.c.id.in_(sa.bindparam("user_ids", expanding=True)))
+
+
 async def load_facts(session: AsyncSession, interaction_id: int) -> InteractionFacts | None:
     """Read the facts of one interaction in four statements; None when there is none.
 
     `session` must see one moment throughout: a `Database.read` session, or a transaction
     that holds the interaction's lock (lock_interaction)."""
-    row = (
-        await session.exec(
-            sa.select(Interaction, Queue)
-            .join(Queue, Queue.id == Interaction.queue_id)
-            .where(Interaction.id == interaction_id)
-            .execution_options(populate_existing=True)
-        )
-    ).first()
-    if row is None:
+    key = {"interaction_id": interaction_id}
+    interaction = (await session.exec(_INTERACTION_AND_QUEUE_DIVISION, params=key)).first()
+    if interaction is None:
         return None
-    interaction, queue = row
-    participants = (
-        (
-            await session.exec(
-                sa.select(Participant)
-                .where(Participant.interaction_id == interaction_id)
-                .execution_options(populate_existing=True)
-            )
-        )
-        .scalars()
-        .all()
-    )
-    sessions = (
-        (
-            await session.exec(
-                sa.select(MonitoringSession)
-                .where(MonitoringSession.interaction_id == interaction_id)
-                .execution_options(populate_existing=True)
-            )
-        )
-        .scalars()
-        .all()
-    )
+    participants = (await session.exec(_PARTICIPANTS, params=key)).all()
+    sessions = (await session.exec(_SESSIONS, params=key)).all()
     user_ids = user_ids_needed(participants, sessions)
     users = {}
     if user_ids:
-        found = await session.exec(sa.select(User).where(User.id.in_(user_ids)))
-        users = {user.id: user for user in found.scalars()}
-    return InteractionFacts.build(interaction, queue, participants, sessions, users)
+        found = await session.exec(_USERS, params={"user_ids": list(user_ids)})
+        users = {user.id: user for user in found}
+    # The interaction's row carries its queue's division_id.
+    return InteractionFacts.build(interaction, interaction, participants, sessions, users)

@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.db import Database
 from app.events.log import record
-from app.models import MonitoringSession, Participant, User
+from app.models import User
 from app.models.columns import utcnow
 from app.models.enums import (
     EventKind,
@@ -33,6 +33,9 @@ from app.models.enums import (
     ParticipantState,
 )
 from app.monitoring.changes import (
+    PARTICIPANTS,
+    SESSIONS,
+    USERS,
     bump_version,
     end_active_sessions,
     lock_interaction,
@@ -55,7 +58,7 @@ class _Changed(Exception):
 
 async def start_monitoring(
     db: Database, viewer: User, interaction_id: int | None, agent_user_id: int | None
-) -> MonitoringSession:
+) -> sa.Row:
     """Start monitoring, or return the viewer's own active session; MonitoringError else."""
     for _ in range(_ROUNDS):
         facts = await _facts_at_one_moment(db, interaction_id)
@@ -84,69 +87,82 @@ async def _facts_at_one_moment(db: Database, interaction_id: int | None) -> Inte
     return facts
 
 
-async def _write_start(
-    session, viewer: User, facts: InteractionFacts, agent: AgentFact
-) -> MonitoringSession:
+_ADD_MONITOR = sa.insert(PARTICIPANTS).returning(PARTICIPANTS.c.id)
+_ADD_SESSION = sa.insert(SESSIONS).returning(SESSIONS)
+
+
+async def _write_start(session, viewer: User, facts: InteractionFacts, agent: AgentFact) -> sa.Row:
     interaction = facts.interaction
     now = utcnow()
-    monitor = Participant(
-        interaction_id=interaction.id,
-        purpose=ParticipantPurpose.MONITOR,
-        state=ParticipantState.CONNECTED,
-        user_id=viewer.id,
-        name=viewer.name,
-        connected_at=now,
-    )
-    session.add(monitor)
-    await session.flush()
-    monitoring = MonitoringSession(
-        interaction_id=interaction.id,
-        media_type=interaction.media_type,
-        monitor_id=viewer.id,
-        agent_id=agent.user_id,
-        monitor_participant_id=monitor.id,
-        state=MonitoringState.ACTIVE,
-        started_at=now,
-    )
-    session.add(monitoring)
-    await session.flush()  # the unique partial indexes decide here
+    monitor_id = (
+        await session.exec(
+            _ADD_MONITOR,
+            params={
+                "interaction_id": interaction.id,
+                "purpose": ParticipantPurpose.MONITOR,
+                "state": ParticipantState.CONNECTED,
+                "user_id": viewer.id,
+                "name": viewer.name,
+                "connected_at": now,
+            },
+        )
+    ).scalar_one()
+    monitoring = (  # the unique partial indexes decide here
+        await session.exec(
+            _ADD_SESSION,
+            params={
+                "interaction_id": interaction.id,
+                "media_type": interaction.media_type,
+                "monitor_id": viewer.id,
+                "agent_id": agent.user_id,
+                "monitor_participant_id": monitor_id,
+                "state": MonitoringState.ACTIVE,
+                "started_at": now,
+            },
+        )
+    ).one()
     if not await bump_version(session, interaction.id, expected=interaction.version):
         raise _Changed
     record(session, session_event(EventKind.MONITORING_STARTED, monitoring, interaction.queue_id))
     return monitoring
 
 
-async def stop_monitoring(db: Database, viewer: User, session_id: int | None) -> MonitoringSession:
+# A session with the division of its agent: what a stop decides on besides the facts.
+_SESSION_AND_AGENT_DIVISION = (
+    sa.select(SESSIONS, USERS.c.division_id.label("agent_division_id"))
+    .join(USERS, USERS.c.id == SESSIONS.c.agent_id)
+    .where(SESSIONS.c.id == sa.bindparam("session_id"))
+)
+_INTERACTION_OF_SESSION = sa.select(SESSIONS.c.interaction_id).where(
+    SESSIONS.c.id == sa.bindparam("session_id")
+)
+
+
+async def stop_monitoring(db: Database, viewer: User, session_id: int | None) -> sa.Row:
     """End the session (STOPPED); an ended session comes back as it is."""
     async with db.transaction() as session:
-        interaction_id = await _interaction_of(session, session_id)
+        # The session's interaction never changes: read it before the lock.
+        interaction_id = None
+        if session_id is not None:
+            found = await session.exec(_INTERACTION_OF_SESSION, params={"session_id": session_id})
+            interaction_id = found.scalar()
         if interaction_id is None:
             raise MonitoringError(Code.NOT_FOUND, "This monitoring session does not exist.")
         # Lock first, as every writer does; what is read next holds until commit.
         await lock_interaction(session, interaction_id)
-        monitoring = await session.get(MonitoringSession, session_id, populate_existing=True)
+        monitoring = (
+            await session.exec(_SESSION_AND_AGENT_DIVISION, params={"session_id": session_id})
+        ).one()
         facts = await load_facts(session, interaction_id)
-        agent = await session.get(User, monitoring.agent_id)
-        check_stop(viewer, facts, monitoring, agent.division_id)
+        check_stop(viewer, facts, monitoring, monitoring.agent_division_id)
         if monitoring.state == MonitoringState.ENDED:
             return monitoring
         await bump_version(session, interaction_id)
         (ended,) = await end_active_sessions(
             session,
             facts.interaction,
-            MonitoringSession.id == monitoring.id,
+            SESSIONS.c.id == monitoring.id,
             MonitoringEndReason.STOPPED,
             utcnow(),
         )
         return ended
-
-
-async def _interaction_of(session, session_id: int | None) -> int | None:
-    """The session's interaction (which never changes), or None when there is no session."""
-    if session_id is None:
-        return None
-    return (
-        await session.exec(
-            sa.select(MonitoringSession.interaction_id).where(MonitoringSession.id == session_id)
-        )
-    ).scalar()

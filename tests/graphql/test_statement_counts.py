@@ -75,9 +75,13 @@ async def populate(api, count: int) -> None:
 async def caught_up(app) -> None:
     """Until the event reader has read every event of the writes before."""
     broker = app.state.broker
+    E = EventLogEntry
     async with app.state.db.read() as session:
-        last = (await session.exec(sa.select(sa.func.max(EventLogEntry.position)))).scalar()
-    while broker.position < (last or 0):
+        newest = await session.exec(
+            sa.select(E.xid, E.position).order_by(E.xid.desc(), E.position.desc()).limit(1)
+        )
+        last = tuple(newest.first() or (0, 0))
+    while broker.position < last:
         broker.wake()
         await asyncio.sleep(0.01)
 

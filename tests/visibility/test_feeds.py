@@ -24,14 +24,15 @@ async def test_each_viewer_replays_exactly_the_events_the_oracle_allows(server, 
         log = (
             await session.exec(
                 sa.select(
+                    EventLogEntry.xid,
                     EventLogEntry.position,
                     EventLogEntry.kind,
                     EventLogEntry.interaction_id,
                     EventLogEntry.user_id,
-                ).order_by(EventLogEntry.position)
+                ).order_by(EventLogEntry.xid, EventLogEntry.position)
             )
         ).all()
-    start = encode_cursor("event", log[0].position - 1)
+    start = encode_cursor("event", log[0].xid, log[0].position - 1)
     sights = _sights(await read_floor(db.engine))
 
     def allowed(viewer: str, presence_feed: bool) -> list[str]:
@@ -48,7 +49,7 @@ async def test_each_viewer_replays_exactly_the_events_the_oracle_allows(server, 
             else:
                 visible = event.interaction_id in sight.interactions
             if visible:
-                cursors.append(encode_cursor("event", event.position))
+                cursors.append(encode_cursor("event", event.xid, event.position))
         return cursors
 
     feeds = {
