@@ -8,9 +8,8 @@ write also compare-and-sets the interaction's version, which every change of the
 participants or sessions bumps in the same transaction, so that it commits only if nothing
 changed since the snapshot. A loser goes round again with a new snapshot.
 
-(The whole start is not one REPEATABLE READ transaction: its event takes the event log's
-counter, which every event anywhere updates, so that its update would fail whenever any event
-committed after the snapshot.)
+(The read and the write are two transactions: the read is a read-only snapshot like every
+query's, and the compare-and-set tells the write whether what was read still holds.)
 
 A stop decides under the interaction's lock, which every other writer of the interaction's
 participants and sessions holds when it commits.
