@@ -194,6 +194,9 @@ class Broker:
 
     async def _read_forever(self) -> None:
         wait = self._poll_seconds
+        # While committed events wait behind an older open transaction: how long the reader
+        # waited last before looking again (None when nothing is held back).
+        held_back_wait: float | None = None
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), wait)
@@ -212,12 +215,19 @@ class Broker:
                             subscriber.offer(event)
                     if events:
                         self.position = events[-1].position
-                    if held_back:
-                        # Committed events wait behind an older transaction still open: look
-                        # again soon (if it rolls back, no notification says so).
-                        wait = _HELD_BACK_SECONDS
                     if not events or held_back:
                         break
+                # Held back: look again soon (an older transaction that rolls back sends no
+                # notification), then less and less often while it stays open.
+                if held_back:
+                    held_back_wait = (
+                        _HELD_BACK_SECONDS
+                        if held_back_wait is None
+                        else min(held_back_wait * 2, self._poll_seconds)
+                    )
+                    wait = held_back_wait
+                else:
+                    held_back_wait = None
             except Exception:  # a database hiccup must not kill delivery: retry at next wake
                 logger.exception("reading the event log failed; retrying")
 

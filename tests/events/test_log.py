@@ -305,3 +305,46 @@ async def test_a_subscriber_arriving_while_an_unwatched_reader_skips_ahead_misse
         assert event.position > start and event.session.id == monitoring.id
     finally:
         await broker.stop()
+
+
+async def test_a_long_open_older_writer_is_looked_at_less_and_less_often(db, directory, backend):
+    """Held back behind a transaction that stays open for a second, the reader backs off
+    from 10 ms towards its poll interval instead of reading a hundred times a second."""
+    if backend == "sqlite":
+        pytest.skip("SQLite runs one write transaction at a time: nothing can interleave")
+    broker = Broker(db, poll_seconds=1)
+    reads = 0
+    read = broker._read
+
+    async def counted(*args):
+        nonlocal reads
+        reads += 1
+        return await read(*args)
+
+    broker._read = counted
+    await broker.start()
+    try:
+        subscriber, _ = await broker.subscribe(lambda event: True)
+        appended, may_commit = asyncio.Event(), asyncio.Event()
+
+        async def older():
+            async with db.transaction() as session:
+                monitoring = await new_session(session, directory, 5)
+                await record_started(session, monitoring, directory)
+                appended.set()
+                await may_commit.wait()
+
+        first = asyncio.create_task(older())
+        await appended.wait()
+        async with db.transaction() as session:
+            monitoring = await new_session(session, directory, 6)
+            record(session, session_event(EventKind.MONITORING_STARTED, monitoring, 1))
+        reads = 0
+        await asyncio.sleep(1.5)
+        assert 3 <= reads <= 12, reads  # 10, 20, 40 ... ms, capped at the 1 s poll
+        may_commit.set()
+        await first
+        delivered = [await asyncio.wait_for(subscriber.next(), 5) for _ in range(2)]
+        assert delivered[0].position < delivered[1].position
+    finally:
+        await broker.stop()
