@@ -657,3 +657,47 @@ def sides_record(sides_: list) -> dict:
         "reference_code": str(reference.imported) if reference else None,
         "reference_missing": Reference.missing or None,
     }
+
+
+def record_side_by_side(
+    runs: dict,
+    about: dict,
+    measures: dict[int, str],
+    figures,
+    ratios: dict[str, str],
+    describe,
+    settings: dict,
+    target: str = "",
+) -> None:
+    """One record per process count (`measures`: count -> measure name): the current side's
+    medians, the comparison with the reference, every run, the settings and the machine.
+    `ratios` names the figures compared, as the summary line words them."""
+    for processes, measure in measures.items():
+        compared = compare(runs, processes, figures, tuple(ratios))
+        current, reference = compared["current"], compared["reference"]
+        result = {
+            **current,
+            **compared,
+            "serve_processes": processes,
+            **settings,
+            **about,
+            "runs": [
+                run
+                for (_, count), each in sorted(runs.items())
+                if count == processes
+                for run in each
+            ],
+            **machine(),
+        }
+        summary = (
+            f"{processes} serve process{'es' if processes > 1 else ''}, "
+            f"{settings['clients']} clients: {describe(current)}{target}"
+        )
+        if reference:
+            of = compared["current_over_reference"]
+            summary += (
+                f"; reference {about['commits']['reference'][:7]}: {describe(reference)}; "
+                "current/reference: "
+                + ", ".join(f"{words} {of[name]}" for name, words in ratios.items())
+            )
+        record(measure, summary, result)

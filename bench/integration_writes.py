@@ -350,7 +350,12 @@ FIGURES = (
     "postgres_live_db_cpu_ms_per_write",
     "postgres_sessions_opened",
 )
-RATIOS = ("writes_per_s", "server_cpu_ms_per_write", "postgres_cpu_ms_per_write")
+# The figures compared with the reference, as the summary line words them.
+RATIOS = {
+    "writes_per_s": "writes/s",
+    "server_cpu_ms_per_write": "CPU/write server",
+    "postgres_cpu_ms_per_write": "PostgreSQL",
+}
 
 
 def describe(figures: dict) -> str:
@@ -401,42 +406,23 @@ def main() -> None:
     with common.sides(not arguments.no_generate, sizes, with_reference) as sides:
         runs = common.side_by_side(sides, arguments.rounds, PROCESSES, measure)
         about = common.sides_record(sides)
-    for processes in PROCESSES:
-        compared = common.compare(runs, processes, FIGURES, RATIOS)
-        current, reference = compared["current"], compared["reference"]
-        result = {
-            **current,
-            **compared,
-            "serve_processes": processes,
+    common.record_side_by_side(
+        runs,
+        about,
+        MEASURES,
+        FIGURES,
+        RATIOS,
+        describe,
+        {
             "clients": arguments.clients,
             "seconds": arguments.seconds,
             "warmup_seconds": arguments.warmup,
             "rounds": arguments.rounds,
-            **about,
-            "runs": [
-                run
-                for (_, count), each in sorted(runs.items())
-                if count == processes
-                for run in each
-            ],
             "machine_busy_before": background,
             "quick": arguments.quick,
             "mutations": [CREATE, CONNECT, DISCONNECT, END, PRESENCE],
-            **common.machine(),
-        }
-        summary = (
-            f"{processes} serve process{'es' if processes > 1 else ''}, "
-            f"{arguments.clients} clients: {describe(current)}"
-        )
-        if reference:
-            ratios = compared["current_over_reference"]
-            summary += (
-                f"; reference {about['commits']['reference'][:7]}: {describe(reference)}; "
-                f"current/reference: writes/s {ratios['writes_per_s']}, CPU/write server "
-                f"{ratios['server_cpu_ms_per_write']}, PostgreSQL "
-                f"{ratios['postgres_cpu_ms_per_write']}"
-            )
-        common.record(MEASURES[processes], summary, result)
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -258,7 +258,12 @@ FIGURES = (
     "postgres_live_db_cpu_ms_per_pair",
     "postgres_sessions_opened",
 )
-RATIOS = ("pairs_per_s", "server_cpu_ms_per_pair", "postgres_cpu_ms_per_pair")
+# The figures compared with the reference, as the summary line words them.
+RATIOS = {
+    "pairs_per_s": "pairs/s",
+    "server_cpu_ms_per_pair": "CPU/pair server",
+    "postgres_cpu_ms_per_pair": "PostgreSQL",
+}
 
 
 def describe(figures: dict) -> str:
@@ -315,44 +320,26 @@ def main() -> None:
     with common.sides(not arguments.no_generate, sizes, with_reference) as sides:
         runs = common.side_by_side(sides, arguments.rounds, PROCESSES, measure)
         about = common.sides_record(sides)
-    for processes in PROCESSES:
-        compared = common.compare(runs, processes, FIGURES, RATIOS)
-        current, reference = compared["current"], compared["reference"]
-        result = {
-            **current,
-            **compared,
-            "serve_processes": processes,
+    common.record_side_by_side(
+        runs,
+        about,
+        MEASURES,
+        FIGURES,
+        RATIOS,
+        describe,
+        {
             "clients": arguments.clients,
             "interactions_per_client": arguments.per_client,
             "seconds": arguments.seconds,
             "warmup_seconds": arguments.warmup,
             "rounds": arguments.rounds,
-            **about,
-            "runs": [
-                run
-                for (_, count), each in sorted(runs.items())
-                if count == processes
-                for run in each
-            ],
             "machine_busy_before": background,
             "quick": arguments.quick,
             "start": START,
             "stop": STOP,
-            **common.machine(),
-        }
-        summary = (
-            f"{processes} serve process{'es' if processes > 1 else ''}, "
-            f"{arguments.clients} clients: {describe(current)} (target 500 pairs/s)"
-        )
-        if reference:
-            ratios = compared["current_over_reference"]
-            summary += (
-                f"; reference {about['commits']['reference'][:7]}: {describe(reference)}; "
-                f"current/reference: pairs/s {ratios['pairs_per_s']}, CPU/pair server "
-                f"{ratios['server_cpu_ms_per_pair']}, PostgreSQL "
-                f"{ratios['postgres_cpu_ms_per_pair']}"
-            )
-        common.record(MEASURES[processes], summary, result)
+        },
+        target=" (target 500 pairs/s)",
+    )
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from graphql import ExecutionResult, GraphQLError, OperationDefinitionNode
 from strawberry.dataloader import DataLoader
 
 from app.db import Database
-from app.events.broker import Batch, CursorExpired, Event, SlowSubscriber
+from app.events.broker import Batch, CursorExpired, Event, Position, SlowSubscriber
 from app.graphql.enums import InteractionEventKind, MonitoringEventKind, Presence
 from app.graphql.execution import PlainLeaves
 from app.graphql.ids import decode_cursor, decode_id, encode_cursor
@@ -147,13 +147,29 @@ async def _follow(info: Info, matches, after: str | None) -> AsyncGenerator[Even
         broker.unsubscribe(subscriber)
 
 
-def _event_cursor(after: str) -> tuple[int, int]:
+def _event_cursor(after: str) -> Position:
     """An event cursor: (transaction id, position); one from before transaction ids were in
     cursors is (0, position), where the upgrade put those events."""
     try:
         return tuple(decode_cursor(after, "event", int, int))
     except GraphQLError:
         return (0, decode_cursor(after, "event", int)[0])
+
+
+def _about_interactions(kinds, interaction_id: strawberry.ID | None, queue_id):
+    """A subscription's own filters on interaction events (visibility is decided per event,
+    in _deliverable)."""
+    interaction_pk = _node_filter(interaction_id, "Interaction")
+    queue_pk = _node_filter(queue_id, "Queue")
+
+    def matches(event: Event) -> bool:
+        return (
+            event.kind in kinds
+            and (interaction_pk is None or event.interaction_id == interaction_pk)
+            and (queue_pk is None or event.queue_id == queue_pk)
+        )
+
+    return matches
 
 
 def _node_filter(value: strawberry.ID | None, type_name: str) -> int | None:
@@ -228,7 +244,7 @@ class MonitoringSessionEvent:
         "(a replayed STARTED may show an ended session)."
     )
 
-    position: strawberry.Private[int]
+    position: strawberry.Private[Position]
     shared_work: strawberry.Private[_SharedWork]
 
     @classmethod
@@ -251,7 +267,7 @@ class InteractionEvent:
     kind: InteractionEventKind = strawberry.field(description="What happened.")
     occurred_at: datetime = strawberry.field(description="When it happened.")
 
-    position: strawberry.Private[int]
+    position: strawberry.Private[Position]
     shared_work: strawberry.Private[_SharedWork]
     interaction_pk: strawberry.Private[int]
     agent_pk: strawberry.Private[int | None]
@@ -298,7 +314,7 @@ class PresenceEvent:
         description="The presence this event set (the user's presence now may have changed again)."
     )
 
-    position: strawberry.Private[int]
+    position: strawberry.Private[Position]
     shared_work: strawberry.Private[_SharedWork]
     user_pk: strawberry.Private[int]
 
@@ -352,17 +368,10 @@ class Subscription:
         after: After = None,
     ) -> AsyncGenerator[MonitoringSessionEvent, None]:
         viewer = await info.context.require_viewer()
-        interaction_pk = _node_filter(interaction_id, "Interaction")
-        queue_pk = _node_filter(queue_id, "Queue")
+        about = _about_interactions(MONITORING_EVENTS, interaction_id, queue_id)
 
-        # The subscription's own filters; visibility is decided per event (_deliverable).
         def matches(event: Event) -> bool:
-            return (
-                event.kind in MONITORING_EVENTS
-                and (interaction_pk is None or event.interaction_id == interaction_pk)
-                and (queue_pk is None or event.queue_id == queue_pk)
-                and (not mine or event.monitor_id == viewer.id)
-            )
+            return about(event) and (not mine or event.monitor_id == viewer.id)
 
         async with aclosing(_follow(info, matches, after)) as events:
             async for event in events:
@@ -380,16 +389,7 @@ class Subscription:
         queue_id: QueueFilter = None,
         after: After = None,
     ) -> AsyncGenerator[InteractionEvent, None]:
-        interaction_pk = _node_filter(interaction_id, "Interaction")
-        queue_pk = _node_filter(queue_id, "Queue")
-
-        def matches(event: Event) -> bool:
-            return (
-                event.kind in INTERACTION_EVENTS
-                and (interaction_pk is None or event.interaction_id == interaction_pk)
-                and (queue_pk is None or event.queue_id == queue_pk)
-            )
-
+        matches = _about_interactions(INTERACTION_EVENTS, interaction_id, queue_id)
         async with aclosing(_follow(info, matches, after)) as events:
             async for event in events:
                 yield InteractionEvent.of(info, event)

@@ -217,8 +217,13 @@ async def test_resume_replays_then_goes_live_without_gap_or_repeat(server, live_
         "ENDED",
     ]
     assert resumed.events[0]["cursor"] == first.events[1]["cursor"]
-    # A replayed event shows the interaction as it is now.
-    assert resumed.events[0]["interaction"]["state"] in ("CONNECTED", "ENDED")
+    # Each shows the interaction as it is when delivered: the replayed ones before the end.
+    assert [e["interaction"]["state"] for e in resumed.events] == [
+        "CONNECTED",
+        "CONNECTED",
+        "CONNECTED",
+        "ENDED",
+    ]
 
 
 async def test_presence_changes_arrive_once_each_where_the_user_is_visible(server, live_api, db):
