@@ -91,9 +91,14 @@ async def test_start_and_stop_arrive_in_order(server, live_api):
 
 async def test_automatic_ends_are_events_too(server, live_api):
     async with Subscriber(server, live_api.token("ann")) as sub:
+        # Each step waits for its event before the next change commits, so that the state an
+        # event shows cannot depend on how fast delivery was.
         first, first_session = await monitored(live_api)
+        await sub.wait_for(1)
         await live_api.end(first)
+        await sub.wait_for(2)
         second, second_session = await monitored(live_api)
+        await sub.wait_for(3)
         await live_api.disconnect(second, "bob")
         events = await sub.wait_for(4)
     assert kinds(events) == [
