@@ -114,14 +114,18 @@ class Api:
         assert data["setPresence"]["errors"] == [], data
         return data["setPresence"]
 
-    async def start(self, user: str, interaction: str, agent: str | None = None) -> dict:
+    async def start(
+        self, user: str, interaction: str, agent: str | None = None, mode: str | None = None
+    ) -> dict:
         input_fields = {"interactionId": interaction}
         if agent is not None:
             input_fields["agentId"] = self.ids.get(agent, agent)
+        if mode is not None:
+            input_fields["mode"] = mode
         data = await self.data(
             """mutation($input: StartMonitoringInput!) {
                  startMonitoring(input: $input) {
-                   session { id state monitor { key } agent { key } endReason }
+                   session { id state mode monitor { key } agent { key } endReason }
                    errors { code message field currentMonitor { key } }
                  }
                }""",
@@ -142,6 +146,36 @@ class Api:
             user=user,
         )
         return data["stopMonitoring"]
+
+    async def change_mode(self, user: str, session: str, mode: str) -> dict:
+        data = await self.data(
+            """mutation($input: ChangeMonitoringModeInput!) {
+                 changeMonitoringMode(input: $input) {
+                   session { id state mode modeHistory { mode at } }
+                   errors { code message field }
+                 }
+               }""",
+            {"input": {"sessionId": session, "mode": mode}},
+            user=user,
+        )
+        return data["changeMonitoringMode"]
+
+    async def take_over(self, user: str, session: str) -> dict:
+        data = await self.data(
+            """mutation($input: TakeOverInteractionInput!) {
+                 takeOverInteraction(input: $input) {
+                   interaction {
+                     id state
+                     participants { purpose state user { key } }
+                   }
+                   session { id state endReason mode }
+                   errors { code message field }
+                 }
+               }""",
+            {"input": {"sessionId": session}},
+            user=user,
+        )
+        return data["takeOverInteraction"]
 
 
 def explore(strategy, max_examples: int, act) -> None:

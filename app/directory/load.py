@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from app.db import Database
 from app.events.log import presence_changed, record
 from app.models import Division, Queue, QueueMember, User
-from app.models.enums import Presence, Role
+from app.models.enums import MonitoringPermission, Presence, Role
 
 
 class DirectoryFileError(ValueError):
@@ -33,6 +33,8 @@ class UserEntry(_Entry):
     division: str
     roles: list[Role] = Field(default_factory=list)
     presence: Presence | None = None
+    # What the user may do when monitoring; omitted: their roles' defaults.
+    permissions: list[MonitoringPermission] | None = None
 
 
 class QueueEntry(_Entry):
@@ -146,6 +148,9 @@ async def load_directory(db: Database, directory: DirectoryFile) -> dict[str, in
                 "name": entry.name,
                 "division_id": division_ids[entry.division],
                 "roles": sorted(role.value for role in entry.roles),
+                "permissions": None
+                if entry.permissions is None
+                else sorted({p.value for p in entry.permissions}),
             }
             if entry.presence is not None:
                 values["presence"] = entry.presence

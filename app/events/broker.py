@@ -69,8 +69,10 @@ class Event:
     # Interaction and monitoring events: the interaction and its queue.
     interaction_id: int | None
     queue_id: int | None
-    # MONITORING_*: the session, as it is when read.
+    # MONITORING_*: the session, as it is when read, and whether it had been disclosed to the
+    # interaction's agents when the event happened (the silent rule: a SessionScope).
     session: MonitoringSession | None
+    disclosed: bool
     # AGENT_*: the agent; PRESENCE_CHANGED: the user, and the presence set.
     user_id: int | None
     presence: Presence | None
@@ -314,6 +316,7 @@ class Broker:
                 interaction_id=event.interaction_id,
                 queue_id=event.queue_id,
                 session=monitoring,
+                disclosed=bool(event.disclosed),
                 user_id=event.user_id,
                 presence=event.presence,
                 queue_division_id=queue_division,

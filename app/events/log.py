@@ -47,6 +47,8 @@ class Recorded:
     session_id: int | None = None
     user_id: int | None = None
     presence: Presence | None = None
+    # MONITORING_*: whether the session had been disclosed to the interaction's agents.
+    disclosed: bool | None = None
     # Not stored (the session row has it): for the metrics of ended sessions.
     end_reason: MonitoringEndReason | None = None
 
@@ -60,7 +62,15 @@ def record(session: AsyncSession, event: Recorded) -> None:
     session.info.setdefault(_PENDING, []).append(event)
 
 
-_COLUMNS = ("kind", "occurred_at", "interaction_id", "queue_id", "session_id", "user_id")
+_COLUMNS = (
+    "kind",
+    "occurred_at",
+    "interaction_id",
+    "queue_id",
+    "session_id",
+    "user_id",
+    "disclosed",
+)
 
 # PostgreSQL: one statement appends and notifies (NOTIFY reaches listeners only when, and if,
 # the transaction commits). Arrays, so that the statement is the same text, prepared once
@@ -69,16 +79,17 @@ _APPEND_POSTGRESQL = sa.text(
     """
     WITH appended AS (
         INSERT INTO event_log
-            (xid, kind, occurred_at, interaction_id, queue_id, session_id, user_id, presence)
+            (xid, kind, occurred_at, interaction_id, queue_id, session_id, user_id, disclosed,
+             presence)
         SELECT CAST(CAST(pg_current_xact_id() AS text) AS bigint), e.kind, e.occurred_at,
-               e.interaction_id, e.queue_id, e.session_id, e.user_id, e.presence
+               e.interaction_id, e.queue_id, e.session_id, e.user_id, e.disclosed, e.presence
         FROM unnest(
             CAST(:kind AS varchar[]), CAST(:occurred_at AS timestamptz[]),
             CAST(:interaction_id AS integer[]), CAST(:queue_id AS integer[]),
             CAST(:session_id AS integer[]), CAST(:user_id AS integer[]),
-            CAST(:presence AS varchar[])
+            CAST(:disclosed AS boolean[]), CAST(:presence AS varchar[])
         ) WITH ORDINALITY AS e(kind, occurred_at, interaction_id, queue_id, session_id,
-                               user_id, presence, n)
+                               user_id, disclosed, presence, n)
         ORDER BY e.n
         RETURNING xid, position
     )

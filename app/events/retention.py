@@ -18,6 +18,7 @@ from app.models import (
     EventLogEntry,
     EventRetention,
     Interaction,
+    MonitoringModeChange,
     MonitoringSession,
     Participant,
 )
@@ -83,7 +84,7 @@ async def _prune_events(db: Database, before: datetime, batch: int) -> int:
 
 
 async def _prune_interactions(db: Database, before: datetime, batch: int) -> int:
-    I, P, S = Interaction, Participant, MonitoringSession
+    I, P, S, C = Interaction, Participant, MonitoringSession, MonitoringModeChange
     async with db.transaction() as session:
         ids = list(
             (
@@ -93,6 +94,8 @@ async def _prune_interactions(db: Database, before: datetime, batch: int) -> int
             ).scalars()
         )
         if ids:
+            of_those = sa.select(S.id).where(S.interaction_id.in_(ids))
+            await session.exec(sa.delete(C).where(C.session_id.in_(of_those)))
             await session.exec(sa.delete(S).where(S.interaction_id.in_(ids)))
             await session.exec(sa.delete(P).where(P.interaction_id.in_(ids)))
             await session.exec(sa.delete(I).where(I.id.in_(ids)))

@@ -90,11 +90,32 @@ MonitoringEndReason = _expose(
         "STOPPED": "The monitoring user stopped it.",
         "INTERACTION_ENDED": "The interaction ended.",
         "AGENT_DISCONNECTED": "The monitored agent left the interaction.",
+        "TAKEN_OVER": "The supervisor took the interaction over and is now its agent.",
+    },
+)
+MonitoringMode = _expose(
+    enums.MonitoringMode,
+    "How a supervisor takes part in a monitored interaction.",
+    {
+        "MONITOR": "Listen or read in silence: neither the agent nor the customer is told.",
+        "COACH": "Voice only: speak to the agent alone; the customer does not hear the supervisor.",
+        "BARGE": "Voice or chat: join the conversation; the agent and the customer hear or read "
+        "the supervisor.",
+    },
+)
+MonitoringPermission = _expose(
+    enums.MonitoringPermission,
+    "What a user may do when monitoring.",
+    {
+        "MONITOR": "Start monitoring silently.",
+        "COACH": "Coach an agent.",
+        "BARGE": "Barge into a conversation.",
+        "TAKE_OVER": "Take a messaging interaction over from its agent.",
     },
 )
 MonitoringErrorCodeEnum = _expose(
     MonitoringErrorCode,
-    "Why startMonitoring or stopMonitoring refused.",
+    "Why a monitoring mutation refused.",
     {
         "NOT_FOUND": "No such interaction, agent or session visible to the viewer.",
         "INTERACTION_ENDED": "The interaction has ended.",
@@ -108,12 +129,20 @@ MonitoringErrorCodeEnum = _expose(
         "MEDIA_NOT_MONITORABLE": "This media type cannot be live monitored.",
         "SELF_MONITORING": "A user cannot monitor an interaction they take part in.",
         "NOT_SESSION_OWNER": "The session belongs to another user.",
+        "MODE_NOT_AVAILABLE": "The mode (or take over) is not available for this interaction's "
+        "media type.",
+        "MODE_NOT_PERMITTED": "The viewer lacks the monitoring permission this needs.",
+        "SESSION_ENDED": "The session has ended.",
     },
 )
 MonitoringEventKind = _expose(
     enums.MonitoringEventKind,
     "What happened to a monitoring session.",
-    {"STARTED": "A supervisor started monitoring.", "ENDED": "The session ended."},
+    {
+        "STARTED": "A supervisor started monitoring.",
+        "ENDED": "The session ended.",
+        "MODE_CHANGED": "An active session changed mode.",
+    },
 )
 InteractionEventKind = _expose(
     enums.InteractionEventKind,
@@ -126,6 +155,8 @@ InteractionEventKind = _expose(
         "MONITORING_STARTED": "A supervisor started monitoring it "
         "(shown only to viewers who may see monitoring).",
         "MONITORING_ENDED": "A monitoring session on it ended "
+        "(shown only to viewers who may see monitoring).",
+        "MONITORING_MODE_CHANGED": "A monitoring session on it changed mode "
         "(shown only to viewers who may see monitoring).",
     },
 )

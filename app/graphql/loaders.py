@@ -20,10 +20,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from strawberry.dataloader import DataLoader
 
 from app.db import Database
-from app.graphql.prefetch import MISSING, now_or_later, peek
+from app.graphql.prefetch import MISSING, peek, settled
 from app.models import (
     Division,
     Interaction,
+    MonitoringModeChange,
     MonitoringSession,
     Participant,
     Queue,
@@ -95,6 +96,13 @@ class RowLoaders:
                 MonitoringSession,
                 MonitoringSession.interaction_id,
                 (MonitoringSession.started_at, MonitoringSession.id),
+            )
+        )
+        self.mode_changes = DataLoader(
+            self._grouped(
+                MonitoringModeChange,
+                MonitoringModeChange.session_id,
+                (MonitoringModeChange.at, MonitoringModeChange.id),
             )
         )
         self.queue_members = DataLoader(self._queue_members)
@@ -180,17 +188,36 @@ class Loaders(RowLoaders):
 
     def participants_seen(self, interaction_pk: int):
         """The interaction's participants the viewer may see: MONITOR ones only where the
-        viewer may see its monitoring."""
-        return now_or_later(self.participants, interaction_pk, self._participants_seen)
+        viewer may see their session."""
+        participants = peek(self.participants, interaction_pk)
+        if participants is MISSING:
+            return self._participants_seen_later(interaction_pk)
+        if not any(p.purpose == ParticipantPurpose.MONITOR for p in participants):
+            return participants
+        sees = self.policy.sees_monitoring(_agents(participants))
+        if sees is not None:  # all or none, whatever the sessions say
+            return participants if sees else _without_monitors(participants)
+        sessions = peek(self.sessions, interaction_pk)
+        if sessions is MISSING:
+            return self._participants_seen_later(interaction_pk, with_sessions=True)
+        disclosed = {s.monitor_participant_id for s in sessions if s.disclosed_at is not None}
+        return [
+            p for p in participants if p.purpose != ParticipantPurpose.MONITOR or p.id in disclosed
+        ]
 
     def sessions_seen(self, interaction_pk: int):
-        """The interaction's monitoring sessions, or none where its monitoring is silent to
-        the viewer."""
+        """The interaction's monitoring sessions the viewer may see: silent monitoring stays
+        silent to its agents."""
         participants = peek(self.participants, interaction_pk)
         sessions = peek(self.sessions, interaction_pk)
         if MISSING in (participants, sessions):
             return self._sessions_seen_later(interaction_pk)
-        return sessions if self.policy.monitoring.check(_Scope(participants)) else []
+        if not sessions:
+            return sessions
+        sees = self.policy.sees_monitoring(_agents(participants))
+        if sees is not None:
+            return sessions if sees else []
+        return [s for s in sessions if s.disclosed_at is not None]
 
     def members_seen(self, queue_pk: int):
         """A queue's members, for a queue the viewer sees in its own right; none through a
@@ -201,10 +228,11 @@ class Loaders(RowLoaders):
             return self._members_seen_later(queue_pk)
         return members if self.policy.queue.check(queue) else []
 
-    def _participants_seen(self, rows: list) -> list:
-        if self.policy.monitoring.check(_Scope(rows)):
-            return rows
-        return [row for row in rows if row.purpose != ParticipantPurpose.MONITOR]
+    async def _participants_seen_later(self, interaction_pk: int, with_sessions=False) -> list:
+        await self.participants.load(interaction_pk)
+        if with_sessions:
+            await self.sessions.load(interaction_pk)
+        return await settled(self.participants_seen(interaction_pk))
 
     async def _sessions_seen_later(self, interaction_pk: int) -> list:
         await asyncio.gather(
@@ -255,8 +283,11 @@ class Loaders(RowLoaders):
         return load
 
 
-class _Scope:
-    """An interaction's participants as the monitoring rule reads them: its agents' ids."""
+def _agents(participants: list) -> list:
+    """An interaction's AGENT participants, connected now or earlier (what the silent rule
+    reads: their user_id)."""
+    return [p for p in participants if p.purpose == ParticipantPurpose.AGENT]
 
-    def __init__(self, participants: list) -> None:
-        self.agents = [p for p in participants if p.purpose == ParticipantPurpose.AGENT]
+
+def _without_monitors(participants: list) -> list:
+    return [p for p in participants if p.purpose != ParticipantPurpose.MONITOR]

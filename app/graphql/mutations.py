@@ -6,13 +6,20 @@ from typing import Annotated
 import strawberry
 from graphql import GraphQLError
 
-from app.graphql.enums import Direction, MediaType, MonitoringErrorCodeEnum, Presence
+from app.graphql.enums import (
+    Direction,
+    MediaType,
+    MonitoringErrorCodeEnum,
+    MonitoringMode,
+    Presence,
+)
 from app.graphql.ids import decode_id
 from app.graphql.types import Info, Interaction, MonitoringSession, User
 from app.models import User as UserRow
 from app.models.enums import Role
 from app.monitoring import integration
 from app.monitoring.errors import IntegrationError, MonitoringError
+from app.monitoring.modes import change_mode, take_over
 from app.monitoring.rules import NOT_A_USER
 from app.monitoring.sessions import start_monitoring, stop_monitoring
 
@@ -25,9 +32,7 @@ class UserError:
     )
 
 
-@strawberry.type(
-    name="MonitoringError", description="Why startMonitoring or stopMonitoring refused."
-)
+@strawberry.type(name="MonitoringError", description="Why a monitoring mutation refused.")
 class MonitoringErrorType(UserError):
     code: MonitoringErrorCodeEnum = strawberry.field(description="What rule refused.")
     current_monitor: User | None = strawberry.field(
@@ -50,6 +55,9 @@ class StartMonitoringInput:
         default=None,
         description="The agent (a User id) to monitor; required when several agents are connected.",
     )
+    mode: MonitoringMode | None = strawberry.field(
+        default=MonitoringMode.MONITOR, description="How to join; MONITOR when omitted."
+    )
 
 
 @strawberry.type(description="The result of startMonitoring.")
@@ -71,6 +79,45 @@ class StopMonitoringInput:
 class StopMonitoringPayload:
     session: MonitoringSession | None = strawberry.field(
         description="The ended session (already ended sessions come back as they are)."
+    )
+    errors: list[MonitoringErrorType] = strawberry.field(
+        description="Why it was refused; empty on success."
+    )
+
+
+@strawberry.input(description="Switch a session to another mode.")
+class ChangeMonitoringModeInput:
+    session_id: strawberry.ID = strawberry.field(
+        description="The session, which must be the viewer's own and active."
+    )
+    mode: MonitoringMode = strawberry.field(description="The mode from now on.")
+
+
+@strawberry.type(description="The result of changeMonitoringMode.")
+class ChangeMonitoringModePayload:
+    session: MonitoringSession | None = strawberry.field(
+        description="The session as it is after the call."
+    )
+    errors: list[MonitoringErrorType] = strawberry.field(
+        description="Why it was refused; empty on success."
+    )
+
+
+@strawberry.input(description="Take an interaction over from the monitored agent.")
+class TakeOverInteractionInput:
+    session_id: strawberry.ID = strawberry.field(
+        description="The viewer's own active session on a CHAT or SMS interaction."
+    )
+
+
+@strawberry.type(description="The result of takeOverInteraction.")
+class TakeOverInteractionPayload:
+    interaction: Interaction | None = strawberry.field(
+        description="The interaction, with the viewer as a connected agent and the previous agent "
+        "disconnected."
+    )
+    session: MonitoringSession | None = strawberry.field(
+        description="The session, ended with TAKEN_OVER."
     )
     errors: list[MonitoringErrorType] = strawberry.field(
         description="Why it was refused; empty on success."
@@ -178,9 +225,13 @@ class Mutation:
         agent_pk = None
         if input.agent_id is not None:
             agent_pk = decode_id(input.agent_id, "User") or NOT_A_USER
+        # An explicit null is the default too.
+        mode = input.mode or MonitoringMode.MONITOR
         try:
             async with info.context.writing():
-                row = await start_monitoring(info.context.db, viewer, interaction_pk, agent_pk)
+                row = await start_monitoring(
+                    info.context.db, viewer, interaction_pk, agent_pk, mode
+                )
         except MonitoringError as error:
             return StartMonitoringPayload(
                 session=None, errors=[await _monitoring_error(info, error)]
@@ -203,6 +254,45 @@ class Mutation:
                 session=None, errors=[await _monitoring_error(info, error)]
             )
         return StopMonitoringPayload(session=MonitoringSession.of(row), errors=[])
+
+    @strawberry.mutation(
+        description="Switch the viewer's own active session between MONITOR, COACH and BARGE."
+    )
+    async def change_monitoring_mode(
+        self, info: Info, input: Annotated[ChangeMonitoringModeInput, INPUT]
+    ) -> ChangeMonitoringModePayload | None:
+        viewer = await info.context.require_viewer()
+        session_pk = decode_id(input.session_id, "MonitoringSession")
+        try:
+            async with info.context.writing():
+                row = await change_mode(info.context.db, viewer, session_pk, input.mode)
+        except MonitoringError as error:
+            return ChangeMonitoringModePayload(
+                session=None, errors=[await _monitoring_error(info, error)]
+            )
+        return ChangeMonitoringModePayload(session=MonitoringSession.of(row), errors=[])
+
+    @strawberry.mutation(
+        description="CHAT or SMS: the monitoring supervisor takes the interaction over from the "
+        "agent."
+    )
+    async def take_over_interaction(
+        self, info: Info, input: Annotated[TakeOverInteractionInput, INPUT]
+    ) -> TakeOverInteractionPayload | None:
+        viewer = await info.context.require_viewer()
+        session_pk = decode_id(input.session_id, "MonitoringSession")
+        try:
+            async with info.context.writing():
+                interaction, ended = await take_over(info.context.db, viewer, session_pk)
+        except MonitoringError as error:
+            return TakeOverInteractionPayload(
+                interaction=None, session=None, errors=[await _monitoring_error(info, error)]
+            )
+        return TakeOverInteractionPayload(
+            interaction=Interaction.of(interaction),
+            session=MonitoringSession.of(ended),
+            errors=[],
+        )
 
     @strawberry.mutation(
         description="Integration (INTEGRATION role only): a new interaction arrives in a queue."

@@ -7,7 +7,7 @@ import sqlalchemy as sa
 import strawberry
 
 from app import models
-from app.graphql.enums import InteractionState, MediaType
+from app.graphql.enums import InteractionState, MediaType, MonitoringMode, MonitoringState
 from app.graphql.errors import bad_user_input
 from app.graphql.ids import RowId, decode_cursor, decode_id, decode_node_id, encode_cursor
 from app.graphql.prefetch import prefetch_interactions, selected_names, settled
@@ -18,6 +18,8 @@ from app.graphql.types import (
     InteractionConnection,
     InteractionEdge,
     MonitoringSession,
+    MonitoringSessionConnection,
+    MonitoringSessionEdge,
     Node,
     PageInfo,
     PanelEntry,
@@ -30,8 +32,8 @@ from app.graphql.types import (
     User,
 )
 from app.models.enums import InteractionState as State
+from app.models.enums import MonitoringState as SessionState
 from app.models.enums import (
-    MonitoringState,
     ParticipantPurpose,
     ParticipantState,
     Presence,
@@ -60,6 +62,31 @@ class InteractionFilter:
     )
     started_before: datetime | None = strawberry.field(
         default=None, description="Started before this time (UTC if no offset is given)."
+    )
+
+
+@strawberry.input(description="Narrows the monitoring audit; every given condition must hold.")
+class MonitoringSessionFilter:
+    monitor_ids: list[strawberry.ID] | None = strawberry.field(
+        default=None, description="Sessions of any of these supervisors."
+    )
+    agent_ids: list[strawberry.ID] | None = strawberry.field(
+        default=None, description="Sessions monitoring any of these agents."
+    )
+    queue_ids: list[strawberry.ID] | None = strawberry.field(
+        default=None, description="Sessions on interactions of any of these queues."
+    )
+    modes: list[MonitoringMode] | None = strawberry.field(
+        default=None, description="Sessions that were ever in any of these modes."
+    )
+    states: list[MonitoringState] | None = strawberry.field(
+        default=None, description="Sessions in any of these states."
+    )
+    started_after: datetime | None = strawberry.field(
+        default=None, description="Started at or after this time."
+    )
+    started_before: datetime | None = strawberry.field(
+        default=None, description="Started before this time."
     )
 
 
@@ -118,6 +145,30 @@ def _filter_conditions(filter: InteractionFilter | None) -> list:
         conditions.append(I.started_at >= _utc(filter.started_after, "startedAfter"))
     if filter.started_before is not None:
         conditions.append(I.started_at < _utc(filter.started_before, "startedBefore"))
+    return conditions
+
+
+def _session_conditions(filter: MonitoringSessionFilter | None) -> list:
+    if filter is None:
+        return []
+    I, S, C = models.Interaction, models.MonitoringSession, models.MonitoringModeChange
+    conditions = []
+    if filter.monitor_ids is not None:
+        conditions.append(S.monitor_id.in_(_ids_of(filter.monitor_ids, "User")))
+    if filter.agent_ids is not None:
+        conditions.append(S.agent_id.in_(_ids_of(filter.agent_ids, "User")))
+    if filter.queue_ids is not None:
+        conditions.append(I.queue_id.in_(_ids_of(filter.queue_ids, "Queue")))
+    if filter.modes is not None:
+        conditions.append(
+            sa.select(C.id).where(C.session_id == S.id, C.mode.in_(filter.modes)).exists()
+        )
+    if filter.states is not None:
+        conditions.append(S.state.in_(filter.states))
+    if filter.started_after is not None:
+        conditions.append(S.started_at >= _utc(filter.started_after, "startedAfter"))
+    if filter.started_before is not None:
+        conditions.append(S.started_at < _utc(filter.started_before, "startedBefore"))
     return conditions
 
 
@@ -290,6 +341,53 @@ class Query:
             count_statement=sa.select(sa.func.count()).select_from(I).where(*conditions),
         )
 
+    @strawberry.field(
+        description="The monitoring audit trail: sessions the viewer may see, newest first. "
+        "`first` defaults to 25, at most 100."
+    )
+    async def monitoring_sessions(
+        self,
+        info: Info,
+        filter: Annotated[
+            MonitoringSessionFilter | None, _arg("Narrow the list; all conditions hold.")
+        ] = None,
+        first: Annotated[int | None, _arg(PAGE_SIZE)] = None,
+        after: Annotated[str | None, _arg(AFTER)] = None,
+    ) -> MonitoringSessionConnection:
+        await info.context.require_viewer()
+        size = _page_size(first)
+        I, S = models.Interaction, models.MonitoringSession
+        policy = info.context.loaders.policy
+        conditions = [policy.interaction.sql, policy.session.sql, *_session_conditions(filter)]
+        sessions = sa.select(S.__table__).join(I, I.id == S.interaction_id).where(*conditions)
+        page = sessions.order_by(S.started_at.desc(), S.id.desc())
+        if after is not None:
+            started, pk = decode_cursor(after, "session", str, RowId)
+            started_at = _cursor_time(started)
+            if started_at is None:
+                raise bad_user_input(f"{after!r} is not a valid cursor.")
+            page = page.where(
+                sa.or_(S.started_at < started_at, sa.and_(S.started_at == started_at, S.id < pk))
+            )
+        rows = await _rows(info, page.limit(size + 1))
+        info.context.loaders.session.prime_many({row.id: row for row in rows[:size]})
+        edges = [
+            MonitoringSessionEdge(
+                cursor=encode_cursor("session", r.started_at.isoformat(), r.id),
+                node=MonitoringSession.of(r),
+            )
+            for r in rows[:size]
+        ]
+        return MonitoringSessionConnection(
+            edges=edges,
+            nodes=[edge.node for edge in edges],
+            page_info=_page_info(edges, has_next=len(rows) > size, after=after),
+            count_statement=sa.select(sa.func.count())
+            .select_from(S)
+            .join(I, I.id == S.interaction_id)
+            .where(*conditions),
+        )
+
     @strawberry.field(description="Interaction details; null where it is not visible.")
     async def interaction(
         self, info: Info, id: Annotated[strawberry.ID, _arg("The interaction's id.")]
@@ -318,9 +416,7 @@ class Query:
         )
         monitored = await _rows(
             info,
-            sa.select(S.__table__).where(
-                S.monitor_id == viewer.id, S.state == MonitoringState.ACTIVE
-            ),
+            sa.select(S.__table__).where(S.monitor_id == viewer.id, S.state == SessionState.ACTIVE),
         )
         loaders = info.context.loaders
         watched = await loaders.interaction.load_many([s.interaction_id for s in monitored])

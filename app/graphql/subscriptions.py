@@ -199,6 +199,7 @@ class SharedAnswers(PlainLeaves):
             self.context_value.authenticated_viewer.id,
             self.context_value.authenticated_viewer.division_id,
             tuple(self.context_value.authenticated_viewer.roles),
+            repr(self.context_value.authenticated_viewer.permissions),
         )
         metrics = self.context_value.metrics
         metrics.payloads_sent.inc()
@@ -232,7 +233,7 @@ def _own_copy(result: ExecutionResult) -> ExecutionResult:
     return ExecutionResult(result.data, list(result.errors) if result.errors else None)
 
 
-@strawberry.type(description="A monitoring session started or ended.")
+@strawberry.type(description="A monitoring session started, changed mode or ended.")
 class MonitoringSessionEvent:
     cursor: str = strawberry.field(
         description="Opaque, increasing; pass it as `after` to resume with the next event."

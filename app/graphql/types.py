@@ -14,6 +14,8 @@ from app.graphql.enums import (
     MediaType,
     MonitoringEndReason,
     MonitoringErrorCodeEnum,
+    MonitoringMode,
+    MonitoringPermission,
     MonitoringState,
     ParticipantPurpose,
     ParticipantState,
@@ -24,9 +26,9 @@ from app.graphql.ids import encode_id
 from app.graphql.prefetch import MISSING, now_or_later, peek, then
 from app.models.enums import MonitoringState as State
 from app.models.enums import ParticipantPurpose as Purpose
-from app.monitoring.errors import MonitoringError
 from app.monitoring.facts import InteractionFacts, user_ids_needed
-from app.monitoring.rules import decide_start
+from app.monitoring.permissions import permissions_of
+from app.monitoring.rules import monitoring_options
 
 Info = strawberry.Info[Context, None]
 
@@ -58,6 +60,10 @@ class User(Node):
     name: str = strawberry.field(description="Display name.")
     roles: list[Role] = strawberry.field(description="What the user may do.")
     presence: Presence = strawberry.field(description="The user's presence now.")
+    monitoring_permissions: list[MonitoringPermission] = strawberry.field(
+        description="What the user may do when monitoring (from the directory, or their roles' "
+        "defaults)."
+    )
     division_pk: strawberry.Private[int]
 
     @strawberry.field(description="The user's division.")
@@ -66,12 +72,14 @@ class User(Node):
 
     @classmethod
     def of(cls, row: models.User) -> "User":
+        granted = permissions_of(row)
         return cls(
             pk=row.id,
             key=row.key,
             name=row.name,
             roles=[role for role in models.enums.Role if role.value in row.roles],
             presence=row.presence,
+            monitoring_permissions=[p for p in models.enums.MonitoringPermission if p in granted],
             division_pk=row.division_id,
         )
 
@@ -151,21 +159,37 @@ class Monitorability:
     message: str | None = strawberry.field(
         description="Why not, in words for the supervisor, when allowed is false."
     )
+    modes: list[MonitoringMode] = strawberry.field(
+        description="The modes the viewer could start in, or switch their own session to, now; "
+        "empty when allowed is false."
+    )
+    can_take_over: bool = strawberry.field(
+        description="True where the viewer could take this interaction over from this agent now."
+    )
 
 
 def _monitorability(viewer, facts: InteractionFacts, agent_user_id: int) -> Monitorability:
-    """What startMonitoring would answer now: the same rules, on the same facts."""
-    try:
-        decide_start(viewer, facts, agent_user_id)
-    except MonitoringError as refusal:
+    """What the monitoring mutations would answer now: the same rules, on the same facts."""
+    options = monitoring_options(viewer, facts, agent_user_id)
+    refusal = options.refusal
+    if refusal is not None:
         monitor = facts.active_monitor if refusal.current_monitor_id else None
         return Monitorability(
             allowed=False,
             reason=refusal.code,
             current_monitor=User.of(monitor) if monitor else None,
             message=refusal.message,
+            modes=[],
+            can_take_over=False,
         )
-    return Monitorability(allowed=True, reason=None, current_monitor=None, message=None)
+    return Monitorability(
+        allowed=True,
+        reason=None,
+        current_monitor=None,
+        message=None,
+        modes=list(options.modes),
+        can_take_over=options.can_take_over,
+    )
 
 
 @strawberry.type(description="Someone on an interaction: the customer, an agent or a monitor.")
@@ -310,9 +334,20 @@ class MonitoringSession(Node):
     started_at: datetime = strawberry.field(description="When monitoring started.")
     ended_at: datetime | None = strawberry.field(description="When it ended, if it has.")
     end_reason: MonitoringEndReason | None = strawberry.field(description="Why it ended.")
+    mode: MonitoringMode = strawberry.field(description="How the supervisor takes part now.")
     interaction_pk: strawberry.Private[int]
     monitor_pk: strawberry.Private[int]
     agent_pk: strawberry.Private[int]
+
+    @strawberry.field(
+        description="Every mode the session has been in, oldest first, the starting mode included."
+    )
+    def mode_history(self, info: Info) -> list["MonitoringModeChange"]:
+        return now_or_later(
+            info.context.loaders.mode_changes,
+            self.pk,
+            lambda rows: [MonitoringModeChange(mode=r.mode, at=r.at) for r in rows],
+        )
 
     @strawberry.field(description="The monitored interaction.")
     def interaction(self, info: Info) -> Interaction:
@@ -334,10 +369,17 @@ class MonitoringSession(Node):
             started_at=row.started_at,
             ended_at=row.ended_at,
             end_reason=row.end_reason,
+            mode=row.mode,
             interaction_pk=row.interaction_id,
             monitor_pk=row.monitor_id,
             agent_pk=row.agent_id,
         )
+
+
+@strawberry.type(description="One step of a session's audit trail.")
+class MonitoringModeChange:
+    mode: MonitoringMode = strawberry.field(description="The mode from then on.")
+    at: datetime = strawberry.field(description="When the session entered that mode.")
 
 
 @strawberry.type(description="Relay pagination: where this page sits in the whole list.")
@@ -386,6 +428,24 @@ class InteractionConnection:
     @strawberry.field(
         description="How many interactions match in all (counted only when asked for)."
     )
+    async def total_count(self, info: Info) -> int:
+        return (await info.context.loaders.scalars(self.count_statement))[0]
+
+
+@strawberry.type(description="One session in a page of sessions.")
+class MonitoringSessionEdge:
+    cursor: str = strawberry.field(description="Pass as `after` to continue after this session.")
+    node: MonitoringSession = strawberry.field(description="The session.")
+
+
+@strawberry.type(description="A page of monitoring sessions, newest first.")
+class MonitoringSessionConnection:
+    edges: list[MonitoringSessionEdge] = strawberry.field(description="This page, with cursors.")
+    nodes: list[MonitoringSession] = strawberry.field(description="The sessions of this page.")
+    page_info: PageInfo = strawberry.field(description="Where this page sits.")
+    count_statement: strawberry.Private[sa.Select]
+
+    @strawberry.field(description="How many sessions match in all (counted only when asked for).")
     async def total_count(self, info: Info) -> int:
         return (await info.context.loaders.scalars(self.count_statement))[0]
 

@@ -14,7 +14,7 @@ SQLModel.metadata.naming_convention = {
 from app.models.directory import Division, Queue, QueueMember, User
 from app.models.events import EventLogEntry, EventRetention
 from app.models.interaction import Interaction, Participant
-from app.models.monitoring import MonitoringSession
+from app.models.monitoring import MonitoringModeChange, MonitoringSession
 
 metadata = SQLModel.metadata
 
@@ -23,6 +23,7 @@ __all__ = [
     "EventLogEntry",
     "EventRetention",
     "Interaction",
+    "MonitoringModeChange",
     "MonitoringSession",
     "Participant",
     "Queue",

@@ -22,6 +22,9 @@ class User(SQLModel, table=True):
     division_id: int = Field(foreign_key="division.id", index=True)
     roles: list[str] = Field(default_factory=list, sa_type=sa.JSON)
     presence: Presence = Field(default=Presence.OFFLINE, sa_type=enum_column(Presence))
+    # Monitoring permissions (MonitoringPermission names) from the directory; null: those of
+    # the user's roles (app/monitoring/permissions.py).
+    permissions: list[str] | None = Field(default=None, sa_type=sa.JSON(none_as_null=True))
 
     @property
     def role_set(self) -> frozenset[Role]:

@@ -57,6 +57,24 @@ class MonitoringEndReason(str, Enum):
     STOPPED = "STOPPED"
     INTERACTION_ENDED = "INTERACTION_ENDED"
     AGENT_DISCONNECTED = "AGENT_DISCONNECTED"
+    TAKEN_OVER = "TAKEN_OVER"
+
+
+class MonitoringMode(str, Enum):
+    """How a supervisor takes part in a monitored interaction."""
+
+    MONITOR = "MONITOR"
+    COACH = "COACH"
+    BARGE = "BARGE"
+
+
+class MonitoringPermission(str, Enum):
+    """What a user may do when monitoring."""
+
+    MONITOR = "MONITOR"
+    COACH = "COACH"
+    BARGE = "BARGE"
+    TAKE_OVER = "TAKE_OVER"
 
 
 MONITORABLE_MEDIA = frozenset({MediaType.VOICE, MediaType.SMS, MediaType.CHAT})
@@ -67,6 +85,7 @@ MONITORING_ROLES = frozenset({Role.SUPERVISOR, Role.ADMIN})
 class MonitoringEventKind(str, Enum):
     STARTED = "STARTED"
     ENDED = "ENDED"
+    MODE_CHANGED = "MODE_CHANGED"
 
 
 class EventKind(str, Enum):
@@ -78,6 +97,7 @@ class EventKind(str, Enum):
     INTERACTION_ENDED = "INTERACTION_ENDED"
     MONITORING_STARTED = "MONITORING_STARTED"
     MONITORING_ENDED = "MONITORING_ENDED"
+    MONITORING_MODE_CHANGED = "MONITORING_MODE_CHANGED"
     PRESENCE_CHANGED = "PRESENCE_CHANGED"
 
 
@@ -88,6 +108,7 @@ class InteractionEventKind(str, Enum):
     ENDED = "ENDED"
     MONITORING_STARTED = "MONITORING_STARTED"
     MONITORING_ENDED = "MONITORING_ENDED"
+    MONITORING_MODE_CHANGED = "MONITORING_MODE_CHANGED"
 
 
 # What each feed calls the log's events.
@@ -98,8 +119,10 @@ INTERACTION_EVENTS = {
     EventKind.INTERACTION_ENDED: InteractionEventKind.ENDED,
     EventKind.MONITORING_STARTED: InteractionEventKind.MONITORING_STARTED,
     EventKind.MONITORING_ENDED: InteractionEventKind.MONITORING_ENDED,
+    EventKind.MONITORING_MODE_CHANGED: InteractionEventKind.MONITORING_MODE_CHANGED,
 }
 MONITORING_EVENTS = {
     EventKind.MONITORING_STARTED: MonitoringEventKind.STARTED,
     EventKind.MONITORING_ENDED: MonitoringEventKind.ENDED,
+    EventKind.MONITORING_MODE_CHANGED: MonitoringEventKind.MODE_CHANGED,
 }

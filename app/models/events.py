@@ -42,6 +42,9 @@ class EventLogEntry(SQLModel, table=True):
     user_id: int | None = None
     # PRESENCE_CHANGED: the presence set.
     presence: Presence | None = Field(default=None, sa_type=enum_column(Presence))
+    # MONITORING_*: whether the session had been disclosed to the interaction's agents by
+    # then (coached, barged or taken over): the silent rule decides its delivery on it.
+    disclosed: bool | None = None
 
 
 class EventRetention(SQLModel, table=True):

@@ -6,7 +6,7 @@ import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
 from app.models.columns import UTCDateTime, enum_column
-from app.models.enums import MediaType, MonitoringEndReason, MonitoringState
+from app.models.enums import MediaType, MonitoringEndReason, MonitoringMode, MonitoringState
 
 
 class MonitoringSession(SQLModel, table=True):
@@ -46,3 +46,23 @@ class MonitoringSession(SQLModel, table=True):
     end_reason: MonitoringEndReason | None = Field(
         default=None, sa_type=enum_column(MonitoringEndReason)
     )
+    mode: MonitoringMode = Field(
+        default=MonitoringMode.MONITOR,
+        sa_type=enum_column(MonitoringMode),
+        sa_column_kwargs={"server_default": MonitoringMode.MONITOR.value},
+    )
+    # When the interaction's agents learnt of the session: its first COACH or BARGE, or its
+    # take over. Null while it has only ever been silent (the visibility policy's silent rule).
+    disclosed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class MonitoringModeChange(SQLModel, table=True):
+    """A session's audit trail: every mode it has been in, the starting one included."""
+
+    __tablename__ = "monitoring_mode_change"
+    __table_args__ = (sa.Index("ix_monitoring_mode_change_session", "session_id", "at", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    session_id: int = Field(foreign_key="monitoring_session.id")
+    mode: MonitoringMode = Field(sa_type=enum_column(MonitoringMode))
+    at: datetime = Field(sa_type=UTCDateTime)

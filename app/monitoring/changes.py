@@ -8,14 +8,17 @@ building were most of its CPU. Rows come back as plain rows.
 from datetime import datetime
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.events.log import Recorded, record
-from app.models import Interaction, MonitoringSession, Participant, User
+from app.models import Interaction, MonitoringModeChange, MonitoringSession, Participant, User
 from app.models.enums import (
     EventKind,
     MonitoringEndReason,
+    MonitoringMode,
     MonitoringState,
+    ParticipantPurpose,
     ParticipantState,
 )
 
@@ -23,6 +26,7 @@ INTERACTIONS = Interaction.__table__
 PARTICIPANTS = Participant.__table__
 SESSIONS = MonitoringSession.__table__
 USERS = User.__table__
+MODE_CHANGES = MonitoringModeChange.__table__
 
 # FOR NO KEY UPDATE, the lock an UPDATE of non-key columns takes: unlike FOR UPDATE it does
 # not wait for the KEY SHARE locks that concurrent inserts of participants and sessions hold
@@ -92,13 +96,20 @@ async def end_active_sessions(
     reason: MonitoringEndReason,
     now: datetime,
     disconnect_monitors: bool = True,
+    disclose: bool = False,
 ) -> list[sa.Row]:
     """End the interaction's ACTIVE sessions matching `condition` (on the sessions table),
     disconnect their MONITOR participants (unless the caller disconnects everyone anyway)
-    and record MONITORING_ENDED events.
+    and record MONITORING_ENDED events. With `disclose`, the end tells the agents (a take
+    over): the sessions are disclosed from then on if they were not already.
 
     Conditional on state, so a session is ended exactly once whoever races to end it.
     """
+    values = {"state": MonitoringState.ENDED, "ended_at": now, "end_reason": reason}
+    if disclose:
+        values["disclosed_at"] = sa.func.coalesce(
+            SESSIONS.c.disclosed_at, sa.literal(now, SESSIONS.c.disclosed_at.type)
+        )
     ended = (
         await session.exec(
             sa.update(SESSIONS)
@@ -107,7 +118,7 @@ async def end_active_sessions(
                 SESSIONS.c.state == MonitoringState.ACTIVE,
                 condition,
             )
-            .values(state=MonitoringState.ENDED, ended_at=now, end_reason=reason)
+            .values(values)
             .returning(SESSIONS)
         )
     ).all()
@@ -120,13 +131,26 @@ async def end_active_sessions(
     return list(ended)
 
 
-def session_event(kind: EventKind, monitoring, queue_id: int) -> Recorded:
+_ADD_MODE_CHANGE = sa.insert(MODE_CHANGES)
+
+
+async def add_mode_change(
+    session: AsyncSession, session_id: int, mode: MonitoringMode, at: datetime
+) -> None:
+    """Append to a session's audit trail: in `mode` from `at` on."""
+    await session.exec(_ADD_MODE_CHANGE, params={"session_id": session_id, "mode": mode, "at": at})
+
+
+def session_event(
+    kind: EventKind, monitoring, queue_id: int, at: datetime | None = None
+) -> Recorded:
     return Recorded(
         kind,
-        monitoring.ended_at or monitoring.started_at,
+        at or monitoring.ended_at or monitoring.started_at,
         interaction_id=monitoring.interaction_id,
         queue_id=queue_id,
         session_id=monitoring.id,
+        disclosed=monitoring.disclosed_at is not None,
         end_reason=monitoring.end_reason,
     )
 
@@ -141,3 +165,37 @@ async def disconnect_participants(
         .returning(PARTICIPANTS.c.id)
     )
     return list(result.scalars().all())
+
+
+# The partial unique index on connected agents makes a repeat a no-op.
+_JOIN_AS_AGENT = {
+    dialect: insert(PARTICIPANTS)
+    .on_conflict_do_nothing(
+        index_elements=["interaction_id", "user_id"],
+        index_where=sa.text("purpose = 'AGENT' AND state = 'CONNECTED'"),
+    )
+    .returning(PARTICIPANTS.c.id)
+    for dialect, insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))
+}
+
+
+async def join_as_agent(
+    session: AsyncSession, interaction_id: int, user_id: int, name: str, now: datetime
+) -> bool:
+    """The user joins as a connected AGENT; False where they already are one."""
+    joined = await session.exec(
+        _JOIN_AS_AGENT[session.bind.dialect.name],
+        params={
+            "interaction_id": interaction_id,
+            "purpose": ParticipantPurpose.AGENT,
+            "state": ParticipantState.CONNECTED,
+            "user_id": user_id,
+            "name": name,
+            "connected_at": now,
+        },
+    )
+    return joined.first() is not None
+
+
+def agent_event(kind: EventKind, interaction, user_id: int, now: datetime) -> Recorded:
+    return Recorded(kind, now, interaction.id, interaction.queue_id, user_id=user_id)

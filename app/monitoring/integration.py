@@ -27,8 +27,10 @@ from app.monitoring.changes import (
     PARTICIPANTS,
     SESSIONS,
     USERS,
+    agent_event,
     disconnect_participants,
     end_active_sessions,
+    join_as_agent,
     lock_interaction,
     lock_interaction_and_name,
 )
@@ -78,17 +80,6 @@ _CREATE = _both(
 _BY_EXTERNAL_ID = sa.select(INTERACTIONS).where(_I.external_id == sa.bindparam("external_id"))
 _QUEUE_EXISTS = sa.select(QUEUES.c.id).where(QUEUES.c.id == sa.bindparam("queue_id"))
 _ADD_PARTICIPANT = sa.insert(PARTICIPANTS)
-# The partial unique index on connected agents makes a repeat a no-op.
-_JOIN_AS_AGENT = _both(
-    lambda insert: (
-        insert(PARTICIPANTS)
-        .on_conflict_do_nothing(
-            index_elements=["interaction_id", "user_id"],
-            index_where=sa.text("purpose = 'AGENT' AND state = 'CONNECTED'"),
-        )
-        .returning(_P.id)
-    )
-)
 _CONNECTED = (
     sa.update(INTERACTIONS)
     .where(_I.id == sa.bindparam("interaction_id"))
@@ -209,20 +200,9 @@ async def connect_agent(
     """The user joins as a connected AGENT; the interaction is CONNECTED. Idempotent."""
     interaction = await _open_interaction(session, interaction_id, user_id)
     now = utcnow()
-    joined = await session.exec(
-        _JOIN_AS_AGENT[_dialect(session)],
-        params={
-            "interaction_id": interaction.id,
-            "purpose": ParticipantPurpose.AGENT,
-            "state": ParticipantState.CONNECTED,
-            "user_id": user_id,
-            "name": interaction.user_name,
-            "connected_at": now,
-        },
-    )
-    if joined.first() is None:
+    if not await join_as_agent(session, interaction.id, user_id, interaction.user_name, now):
         return interaction
-    record(session, _agent_event(EventKind.AGENT_CONNECTED, interaction, user_id, now))
+    record(session, agent_event(EventKind.AGENT_CONNECTED, interaction, user_id, now))
     return (await session.exec(_CONNECTED, params={"interaction_id": interaction.id})).one()
 
 
@@ -243,7 +223,7 @@ async def disconnect_agent(
     )
     if not left:
         return interaction
-    record(session, _agent_event(EventKind.AGENT_DISCONNECTED, interaction, user_id, now))
+    record(session, agent_event(EventKind.AGENT_DISCONNECTED, interaction, user_id, now))
     await end_active_sessions(
         session,
         interaction,
@@ -278,10 +258,6 @@ async def end_interaction(session: AsyncSession, interaction_id: int | None) -> 
     ).one()
     record(session, Recorded(EventKind.INTERACTION_ENDED, now, ended.id, ended.queue_id))
     return ended
-
-
-def _agent_event(kind: EventKind, interaction: sa.Row, user_id: int, now) -> Recorded:
-    return Recorded(kind, now, interaction.id, interaction.queue_id, user_id=user_id)
 
 
 async def set_presence(session: AsyncSession, user_id: int | None, presence: Presence) -> sa.Row:

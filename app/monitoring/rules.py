@@ -1,7 +1,9 @@
-"""The startMonitoring rules, checked in the contract's order.
+"""The monitoring rules, checked in the contract's order: starting (in a mode), changing
+mode, taking over, stopping.
 
-Pure functions of the facts: `startMonitoring` and `Participant.monitorability` both call
-`decide_start`, so the two can never disagree.
+Pure functions of the facts: the mutations and `Participant.monitorability` both call them
+(`monitoring_options` runs `decide_start` itself for every mode), so the two can never
+disagree.
 """
 
 from dataclasses import dataclass
@@ -12,17 +14,46 @@ from app.models.enums import (
     MONITORING_ROLES,
     InteractionState,
     MediaType,
+    MonitoringMode,
+    MonitoringState,
     Role,
 )
 from app.monitoring.errors import MonitoringError
 from app.monitoring.errors import MonitoringErrorCode as Code
 from app.monitoring.facts import AgentFact, InteractionFacts
-from app.visibility import Policy
+from app.monitoring.permissions import MODE_PERMISSION, Permission, permissions_of
+from app.visibility import Policy, SessionFacts
 
 # An agentId that names no user at all (another type's id): it can match no agent.
 NOT_A_USER = -1
 
-_MEDIA_NAMES = {MediaType.EMAIL: "Email", MediaType.CALLBACK: "Callback"}
+_MEDIA_NAMES = {
+    MediaType.VOICE: "Voice",
+    MediaType.SMS: "SMS",
+    MediaType.CHAT: "Chat",
+    MediaType.EMAIL: "Email",
+    MediaType.CALLBACK: "Callback",
+}
+
+# The modes each monitorable media type offers, and the media a supervisor can take over.
+MODES_BY_MEDIA = {
+    MediaType.VOICE: (MonitoringMode.MONITOR, MonitoringMode.COACH, MonitoringMode.BARGE),
+    MediaType.SMS: (MonitoringMode.MONITOR,),
+    MediaType.CHAT: (MonitoringMode.MONITOR, MonitoringMode.BARGE),
+}
+TAKE_OVER_MEDIA = frozenset({MediaType.CHAT, MediaType.SMS})
+
+_WHAT_PERMISSION_ALLOWS = {
+    Permission.MONITOR: "monitor interactions silently",
+    Permission.COACH: "coach agents",
+    Permission.BARGE: "barge into interactions",
+    Permission.TAKE_OVER: "take interactions over",
+}
+_WHAT_MODE_IS = {
+    MonitoringMode.MONITOR: "monitored",
+    MonitoringMode.COACH: "coached",
+    MonitoringMode.BARGE: "barged into",
+}
 
 
 @dataclass(frozen=True)
@@ -40,7 +71,10 @@ class AlreadyMine:
 
 
 def decide_start(
-    viewer: User, facts: InteractionFacts, agent_user_id: int | None
+    viewer: User,
+    facts: InteractionFacts,
+    agent_user_id: int | None,
+    mode: MonitoringMode = MonitoringMode.MONITOR,
 ) -> Allowed | AlreadyMine:
     """Raise the first rule that fails as a MonitoringError, in the contract's order."""
     if not Policy(viewer).interaction.check(facts):
@@ -49,14 +83,16 @@ def decide_start(
         raise MonitoringError(
             Code.NOT_PERMITTED, "Only supervisors and admins can monitor interactions."
         )
+    _require_permission(viewer, MODE_PERMISSION[mode])  # 2a
     interaction = facts.interaction
     if interaction.state == InteractionState.ENDED:
         raise MonitoringError(Code.INTERACTION_ENDED, "This interaction has ended.")
     if interaction.media_type not in MONITORABLE_MEDIA:
-        media = _MEDIA_NAMES.get(interaction.media_type, interaction.media_type.value)
         raise MonitoringError(
-            Code.MEDIA_NOT_MONITORABLE, f"{media} interactions cannot be monitored live."
+            Code.MEDIA_NOT_MONITORABLE,
+            f"{_MEDIA_NAMES[interaction.media_type]} interactions cannot be monitored live.",
         )
+    _require_mode_available(interaction.media_type, mode)  # 4a
     connected = facts.connected_agents
     if not connected:
         raise MonitoringError(Code.NO_AGENT, "No agent has joined this interaction yet.")
@@ -111,13 +147,66 @@ def _choose_agent(connected: list[AgentFact], agent_user_id: int | None) -> Agen
     return connected[0]
 
 
+def _require_permission(viewer: User, permission: Permission) -> None:
+    if permission not in permissions_of(viewer):
+        raise MonitoringError(
+            Code.MODE_NOT_PERMITTED,
+            f"You are not permitted to {_WHAT_PERMISSION_ALLOWS[permission]}.",
+        )
+
+
+def _require_mode_available(media: MediaType, mode: MonitoringMode) -> None:
+    if mode not in MODES_BY_MEDIA[media]:
+        raise MonitoringError(
+            Code.MODE_NOT_AVAILABLE,
+            f"{_MEDIA_NAMES[media]} interactions cannot be {_WHAT_MODE_IS[mode]}.",
+        )
+
+
+def _require_visible(viewer: User, facts: InteractionFacts, session: MonitoringSession) -> None:
+    policy = Policy(viewer)
+    scope = SessionFacts(facts.agents, disclosed=session.disclosed_at is not None)
+    if not (policy.interaction.check(facts) and policy.session.check(scope)):
+        raise MonitoringError(Code.NOT_FOUND, "This monitoring session does not exist.")
+
+
+def _require_own_active(viewer: User, facts: InteractionFacts, session: MonitoringSession) -> None:
+    """The first three checks of changing mode and taking over."""
+    _require_visible(viewer, facts, session)
+    if session.monitor_id != viewer.id:
+        raise MonitoringError(
+            Code.NOT_SESSION_OWNER, "This monitoring session belongs to another supervisor."
+        )
+    if session.state == MonitoringState.ENDED:
+        raise MonitoringError(Code.SESSION_ENDED, "This monitoring session has ended.")
+
+
+def check_change(
+    viewer: User, facts: InteractionFacts, session: MonitoringSession, mode: MonitoringMode
+) -> None:
+    """Whether the viewer may switch the session to `mode` (its current one included)."""
+    _require_own_active(viewer, facts, session)
+    _require_permission(viewer, MODE_PERMISSION[mode])
+    _require_mode_available(facts.interaction.media_type, mode)
+
+
+def check_take_over(viewer: User, facts: InteractionFacts, session: MonitoringSession) -> None:
+    """Whether the viewer may take the interaction over from the session's agent."""
+    _require_own_active(viewer, facts, session)
+    _require_permission(viewer, Permission.TAKE_OVER)
+    if facts.interaction.media_type not in TAKE_OVER_MEDIA:
+        raise MonitoringError(
+            Code.MODE_NOT_AVAILABLE,
+            f"{_MEDIA_NAMES[facts.interaction.media_type]} interactions cannot be taken over: "
+            "only chat and SMS can.",
+        )
+
+
 def check_stop(
     viewer: User, facts: InteractionFacts, session: MonitoringSession, agent_division_id: int
 ) -> None:
     """Who may stop a session: its monitor, or an ADMIN of the monitored agent's division."""
-    policy = Policy(viewer)
-    if not (policy.interaction.check(facts) and policy.monitoring.check(facts)):
-        raise MonitoringError(Code.NOT_FOUND, "This monitoring session does not exist.")
+    _require_visible(viewer, facts, session)
     if session.monitor_id == viewer.id:
         return
     if Role.ADMIN in viewer.role_set and agent_division_id == viewer.division_id:
@@ -125,3 +214,43 @@ def check_stop(
     raise MonitoringError(
         Code.NOT_SESSION_OWNER, "This monitoring session belongs to another supervisor."
     )
+
+
+@dataclass(frozen=True)
+class Options:
+    """What the viewer could do about one agent of an interaction now (monitorability)."""
+
+    # Why startMonitoring (in MONITOR mode, its default) would refuse; None where it would not.
+    refusal: MonitoringError | None
+    # The modes startMonitoring would accept, or changeMonitoringMode for the viewer's own
+    # session; empty where it would refuse.
+    modes: tuple[MonitoringMode, ...]
+    # Whether takeOverInteraction would succeed on the viewer's session on this agent.
+    can_take_over: bool
+
+
+def monitoring_options(viewer: User, facts: InteractionFacts, agent_user_id: int) -> Options:
+    """The answers of the mutations, from the same rules: decide_start for each mode (for the
+    viewer's own session it checks what check_change does), and check_take_over."""
+    try:
+        decide_start(viewer, facts, agent_user_id)
+    except MonitoringError as refusal:
+        return Options(refusal=refusal, modes=(), can_take_over=False)
+    modes = tuple(mode for mode in MonitoringMode if _accepts(viewer, facts, agent_user_id, mode))
+    active = facts.active_session
+    can_take_over = False
+    if active is not None and active.monitor_id == viewer.id and active.agent_id == agent_user_id:
+        try:
+            check_take_over(viewer, facts, active)
+            can_take_over = True
+        except MonitoringError:
+            pass
+    return Options(refusal=None, modes=modes, can_take_over=can_take_over)
+
+
+def _accepts(viewer: User, facts: InteractionFacts, agent_user_id: int, mode) -> bool:
+    try:
+        decide_start(viewer, facts, agent_user_id, mode)
+    except MonitoringError:
+        return False
+    return True

@@ -27,6 +27,7 @@ from app.models.columns import utcnow
 from app.models.enums import (
     EventKind,
     MonitoringEndReason,
+    MonitoringMode,
     MonitoringState,
     ParticipantPurpose,
     ParticipantState,
@@ -35,6 +36,7 @@ from app.monitoring.changes import (
     PARTICIPANTS,
     SESSIONS,
     USERS,
+    add_mode_change,
     bump_version,
     end_active_sessions,
     lock_interaction,
@@ -56,17 +58,22 @@ class _Changed(Exception):
 
 
 async def start_monitoring(
-    db: Database, viewer: User, interaction_id: int | None, agent_user_id: int | None
+    db: Database,
+    viewer: User,
+    interaction_id: int | None,
+    agent_user_id: int | None,
+    mode: MonitoringMode = MonitoringMode.MONITOR,
 ) -> sa.Row:
-    """Start monitoring, or return the viewer's own active session; MonitoringError else."""
+    """Start monitoring in `mode`, or return the viewer's own active session (in whatever
+    mode it is); MonitoringError else."""
     for _ in range(_ROUNDS):
         facts = await _facts_at_one_moment(db, interaction_id)
-        verdict = decide_start(viewer, facts, agent_user_id)
+        verdict = decide_start(viewer, facts, agent_user_id, mode)
         if isinstance(verdict, AlreadyMine):
             return verdict.session
         try:
             async with db.transaction() as session:
-                return await _write_start(session, viewer, facts, verdict.agent)
+                return await _write_start(session, viewer, facts, verdict.agent, mode)
         except IntegrityError:
             logger.info("start on interaction %s lost at a unique index: again", interaction_id)
         except _Changed:
@@ -90,7 +97,9 @@ _ADD_MONITOR = sa.insert(PARTICIPANTS).returning(PARTICIPANTS.c.id)
 _ADD_SESSION = sa.insert(SESSIONS).returning(SESSIONS)
 
 
-async def _write_start(session, viewer: User, facts: InteractionFacts, agent: AgentFact) -> sa.Row:
+async def _write_start(
+    session, viewer: User, facts: InteractionFacts, agent: AgentFact, mode: MonitoringMode
+) -> sa.Row:
     interaction = facts.interaction
     now = utcnow()
     monitor_id = (
@@ -117,11 +126,15 @@ async def _write_start(session, viewer: User, facts: InteractionFacts, agent: Ag
                 "monitor_participant_id": monitor_id,
                 "state": MonitoringState.ACTIVE,
                 "started_at": now,
+                "mode": mode,
+                # Coaching or barging tells the agent from the start.
+                "disclosed_at": now if mode != MonitoringMode.MONITOR else None,
             },
         )
     ).one()
     if not await bump_version(session, interaction.id, expected=interaction.version):
         raise _Changed
+    await add_mode_change(session, monitoring.id, mode, now)
     record(session, session_event(EventKind.MONITORING_STARTED, monitoring, interaction.queue_id))
     return monitoring
 

@@ -13,9 +13,11 @@ on real rows, and checks every answer of generated queries against an oracle of 
   interaction, a queue shows itself but not its members.
 - An interaction: its queue, or any of its agents (connected now or earlier), is in the
   viewer's division.
-- Monitoring (MONITOR participants, sessions, their events) on an interaction: visible to
-  SUPERVISOR, ADMIN and INTEGRATION viewers, and never to a viewer who is or was an AGENT
-  participant of it: silent monitoring stays silent. INTEGRATION sees all of it.
+- A monitoring session (with its MONITOR participant and its events) on a visible
+  interaction: visible to SUPERVISOR, ADMIN and INTEGRATION viewers who are not and never
+  were AGENT participants of it. To the interaction's agents (whatever their roles) only
+  once it is disclosed: from its first COACH or BARGE, or its take over; silent monitoring
+  stays silent. INTEGRATION sees all of it.
 - Users: in the viewer's division, on an interaction the viewer may see (as a MONITOR only
   where the viewer may see its monitoring), or members of a queue the viewer sees in its own
   right.
@@ -30,7 +32,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 
-from app.models import Interaction, Participant, Queue, QueueMember, User
+from app.models import Interaction, MonitoringSession, Participant, Queue, QueueMember, User
 from app.models.enums import ALL_SEEING_ROLES, ParticipantPurpose, Role
 
 # Who may ever be told of monitoring; INTEGRATION bridges the media, so it sees all of it.
@@ -49,6 +51,23 @@ class InteractionScope(Protocol):
 
     queue_division_id: int
     agents: Iterable[AgentRef]
+
+
+class SessionScope(Protocol):
+    """What visibility needs to know of a monitoring session, in memory."""
+
+    # The agents of its interaction, connected now or earlier.
+    agents: Iterable[AgentRef]
+    # Whether it has been disclosed to them (coached, barged or taken over).
+    disclosed: bool
+
+
+@dataclass(frozen=True)
+class SessionFacts:
+    """A SessionScope from an interaction's agents and one of its sessions' disclosure."""
+
+    agents: Iterable[AgentRef]
+    disclosed: bool
 
 
 @dataclass
@@ -73,6 +92,9 @@ class Rule:
         return Rule(
             lambda: sa.and_(self.sql, other.sql), lambda f: self.check(f) and other.check(f)
         )
+
+    def __invert__(self) -> "Rule":
+        return Rule(lambda: sa.not_(self.sql), lambda f: not self.check(f))
 
 
 ALWAYS = Rule(sa.true, lambda _facts: True)
@@ -137,18 +159,32 @@ class Policy:
         return in_a_queue_of_mine | taken_by_one_of_mine
 
     @cached_property
-    def monitoring(self) -> Rule:
-        """The monitoring of a visible interaction (its MONITOR participants, sessions and
-        their events); facts: an InteractionScope. Silent monitoring stays silent."""
+    def session(self) -> Rule:
+        """A monitoring session of a visible interaction (and its MONITOR participant and
+        events); facts: a SessionScope; SQL: on MonitoringSession, correlated on its
+        Interaction. Silent monitoring stays silent to the interaction's agents."""
         if Role.INTEGRATION in self.roles:
             return ALWAYS
-        if not self.roles & MONITORING_AWARE_ROLES:
-            return NEVER
         viewer = self.viewer_id
-        return Rule(
-            lambda: ~_agents_of_interaction().where(_Agent.user_id == viewer).exists(),
-            lambda scope: all(agent.user_id != viewer for agent in scope.agents),
+        took_part = Rule(
+            lambda: _agents_of_interaction().where(_Agent.user_id == viewer).exists(),
+            lambda scope: any(agent.user_id == viewer for agent in scope.agents),
         )
+        disclosed = Rule(
+            lambda: MonitoringSession.disclosed_at.is_not(None), lambda scope: scope.disclosed
+        )
+        if self.roles & MONITORING_AWARE_ROLES:
+            return ~took_part | disclosed
+        return took_part & disclosed
+
+    def sees_monitoring(self, agents: Iterable[AgentRef]) -> bool | None:
+        """Whether the viewer sees every session of an interaction with these agents (True),
+        none of them (False), or only those disclosed (None). Disclosing a session only ever
+        makes it visible to more viewers, so the two extremes decide it."""
+        silent = self.session.check(SessionFacts(agents, disclosed=False))
+        if silent:
+            return True
+        return None if self.session.check(SessionFacts(agents, disclosed=True)) else False
 
     @cached_property
     def user(self) -> ColumnElement[bool]:
@@ -163,7 +199,15 @@ class Policy:
             .where(
                 Participant.user_id == User.id,
                 self.interaction.sql,
-                sa.or_(Participant.purpose != ParticipantPurpose.MONITOR, self.monitoring.sql),
+                sa.or_(
+                    Participant.purpose != ParticipantPurpose.MONITOR,
+                    sa.select(MonitoringSession.id)
+                    .where(
+                        MonitoringSession.monitor_participant_id == Participant.id,
+                        self.session.sql,
+                    )
+                    .exists(),
+                ),
             )
             .exists()
         )
@@ -179,13 +223,8 @@ class Policy:
             member_of_a_visible_queue,
         )
 
-    def participant(self, purpose: ParticipantPurpose, scope: InteractionScope) -> bool:
-        """A participant of a visible interaction."""
-        return purpose != ParticipantPurpose.MONITOR or self.monitoring.check(scope)
-
-    def interaction_event(self, scope: InteractionScope, about_monitoring: bool) -> bool:
-        """An event about an interaction, or about its monitoring. (A presence event is
-        visible where its user is: `user`.)"""
-        return self.interaction.check(scope) and (
-            not about_monitoring or self.monitoring.check(scope)
-        )
+    def interaction_event(self, event, about_session: bool) -> bool:
+        """An event about an interaction (an InteractionScope), or about one of its sessions
+        (also a SessionScope, disclosed as when it happened). (A presence event is visible
+        where its user is: `user`.)"""
+        return self.interaction.check(event) and (not about_session or self.session.check(event))
