@@ -265,11 +265,13 @@ class Mutation:
         session_pk = decode_id(input.session_id, "MonitoringSession")
         try:
             async with info.context.writing():
-                row = await change_mode(info.context.db, viewer, session_pk, input.mode)
+                row, history = await change_mode(info.context.db, viewer, session_pk, input.mode)
         except MonitoringError as error:
             return ChangeMonitoringModePayload(
                 session=None, errors=[await _monitoring_error(info, error)]
             )
+        # The session as this call left it, its history included.
+        info.context.loaders.mode_changes.prime(row.id, history)
         return ChangeMonitoringModePayload(session=MonitoringSession.of(row), errors=[])
 
     @strawberry.mutation(

@@ -16,6 +16,7 @@ from app.models.columns import utcnow
 from app.models.enums import EventKind, MonitoringEndReason, MonitoringMode, ParticipantPurpose
 from app.monitoring.changes import (
     INTERACTIONS,
+    MODE_CHANGES,
     PARTICIPANTS,
     SESSIONS,
     add_mode_change,
@@ -53,6 +54,11 @@ _SWITCH = (
     )
     .returning(SESSIONS)
 )
+_HISTORY = (
+    sa.select(MODE_CHANGES)
+    .where(MODE_CHANGES.c.session_id == sa.bindparam("session_id"))
+    .order_by(MODE_CHANGES.c.at, MODE_CHANGES.c.id)
+)
 _INTERACTION = sa.select(INTERACTIONS).where(INTERACTIONS.c.id == sa.bindparam("interaction_id"))
 
 
@@ -71,13 +77,15 @@ async def _own_session(session, session_id: int | None) -> tuple[sa.Row, Interac
 
 async def change_mode(
     db: Database, viewer: User, session_id: int | None, mode: MonitoringMode
-) -> sa.Row:
-    """Switch the viewer's active session to `mode`; the current mode again changes nothing."""
+) -> tuple[sa.Row, list[sa.Row]]:
+    """Switch the viewer's active session to `mode`; the current mode again changes nothing.
+    Returns the session and its mode history as the call left them (a later switch may
+    commit before the caller reads them again)."""
     async with db.transaction() as session:
         monitoring, facts = await _own_session(session, session_id)
         check_change(viewer, facts, monitoring, mode)
         if monitoring.mode == mode:
-            return monitoring
+            return monitoring, await _history(session, monitoring.id)
         now = utcnow()
         switched = (
             await session.exec(
@@ -98,7 +106,11 @@ async def change_mode(
                 EventKind.MONITORING_MODE_CHANGED, switched, facts.interaction.queue_id, at=now
             ),
         )
-        return switched
+        return switched, await _history(session, monitoring.id)
+
+
+async def _history(session, session_id: int) -> list[sa.Row]:
+    return list((await session.exec(_HISTORY, params={"session_id": session_id})).all())
 
 
 async def take_over(db: Database, viewer: User, session_id: int | None) -> tuple[sa.Row, sa.Row]:

@@ -10,7 +10,14 @@ from app.models import EventLogEntry, MonitoringSession
 from app.models.enums import INTERACTION_EVENTS, MONITORING_EVENTS, MonitoringState
 from tests.conftest import JWT_SECRET, live_api_for
 from tests.events.test_subscription import Subscriber, kinds
-from tests.monitoring.serial import DISCONNECT, END, interleaved, race_rounds, went_round_again
+from tests.monitoring.serial import (
+    DISCONNECT,
+    END,
+    interleaved,
+    race_modes_and_stops,
+    race_rounds,
+    went_round_again,
+)
 from tests.servers import ServeProcess
 
 
@@ -93,6 +100,18 @@ async def test_starts_racing_a_rival_across_processes_answer_as_in_a_serial_orde
     again = went_round_again(messages)
     print(f"{sum(outcomes, Counter())}; {interleaved(outcomes, rival)} interleaved; {again}")
     assert again["index"] and again["changed"], again
+
+
+async def test_mode_switches_racing_stops_across_processes_end_as_in_a_serial_order(
+    postgres_only, live_api, other_api, db
+):
+    """Twenty rounds of twenty changeMonitoringMode and stopMonitoring calls on one session,
+    split over the two processes. The race is proven to happen: changes that made the
+    history came from both processes in the same round, and changes found the session
+    ended in a round where others had succeeded."""
+    tally = await race_modes_and_stops([live_api, other_api], db, rounds=20)
+    print(tally)
+    assert tally["interleaved rounds"] >= 1, tally
 
 
 async def test_mutations_on_one_process_reach_subscribers_on_another(

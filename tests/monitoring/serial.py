@@ -6,14 +6,16 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
+from itertools import pairwise
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.util import await_only
 
 from app.graphql.ids import decode_node_id
-from app.models import MonitoringSession
-from app.models.enums import MonitoringState
+from app.models import EventLogEntry, MonitoringSession
+from app.models.enums import EventKind, MonitoringState
 from tests.support import Api
 
 
@@ -151,3 +153,93 @@ def committing_before(db, opening: str, change: Callable[[], Awaitable]) -> Iter
         yield before
     finally:
         event.remove(db.engine.sync_engine, "before_cursor_execute", commit)
+
+
+# --- mode switches racing stops on one session ----------------------------------------------
+
+MODES = ("MONITOR", "COACH", "BARGE")
+
+
+async def race_modes_and_stops(
+    apis: list[Api], db, rounds: int, calls: int = 20, stops: int = 2
+) -> Counter:
+    """`rounds` rounds, each on a new voice session of ann on bob: `calls` calls at once,
+    `stops` of them stopMonitoring and the rest changeMonitoringMode to modes in turn, spread
+    over `apis`. Every round is judged as a serial order must explain it (judge_modes).
+    Returns, over all rounds, how many changes succeeded, how many found the session ended,
+    and in how many rounds both happened with the changes that made the history coming from
+    more than one api: the calls really interleaved."""
+    tally = Counter()
+    for number in range(rounds):
+        interaction = await apis[0].create()
+        await apis[0].connect(interaction, "bob")
+        session = (await apis[0].start("ann", interaction))["session"]["id"]
+        stop_at = {(number * 7 + k * calls // stops) % calls for k in range(stops)}
+        planned = []
+        for i in range(calls):
+            api = apis[i % len(apis)]
+            if i in stop_at:
+                planned.append(("STOP", i % len(apis), api.stop("ann", session)))
+            else:
+                mode = MODES[(i + number) % len(MODES)]
+                planned.append((mode, i % len(apis), api.change_mode("ann", session, mode)))
+        answers = await asyncio.gather(*(call for _, _, call in planned))
+        results = [(mode, via, answer) for (mode, via, _), answer in zip(planned, answers)]
+        makers = await judge_modes(apis[0], db, session, results)
+        changed = sum(1 for mode, _, a in results if mode != "STOP" and not a["errors"])
+        ended = sum(1 for mode, _, a in results if mode != "STOP" and a["errors"])
+        tally["changes"] += changed
+        tally["found ended"] += ended
+        tally["interleaved rounds"] += bool(changed and ended and len(makers) > 1)
+    return tally
+
+
+SESSION = """query($id: ID!) { node(id: $id) { ... on MonitoringSession {
+  state endReason endedAt mode modeHistory { mode at } } } }"""
+
+
+async def judge_modes(api: Api, db, session_id: str, results) -> set[int]:
+    """Accept only what a serial order of the calls explains: every stop succeeds and the
+    session ends STOPPED; a change succeeds in its mode (with a history that is a prefix of
+    the final one) or, after the stop, answers SESSION_ENDED; the final history starts with
+    MONITOR, never repeats a mode twice in a row, and each of its later entries was made by a
+    change that succeeded; the log has one MODE_CHANGED event per entry and one end. Returns
+    the apis (by index) whose changes made the history."""
+    final = (await api.data(SESSION, {"id": session_id}, user="ann"))["node"]
+    assert final["state"] == "ENDED" and final["endReason"] == "STOPPED", final
+    history = [entry["mode"] for entry in final["modeHistory"]]
+    assert history[0] == "MONITOR", history
+    assert all(a != b for a, b in pairwise(history)), history
+    ended_at = datetime.fromisoformat(final["endedAt"])
+    assert all(datetime.fromisoformat(e["at"]) <= ended_at for e in final["modeHistory"]), final
+    made_by: dict[int, set[int]] = {}
+    for mode, via, answer in results:
+        if mode == "STOP":
+            assert answer["errors"] == [] and answer["session"]["state"] == "ENDED", answer
+            continue
+        if answer["errors"]:
+            assert [e["code"] for e in answer["errors"]] == ["SESSION_ENDED"], answer
+            continue
+        seen = [entry["mode"] for entry in answer["session"]["modeHistory"]]
+        assert answer["session"]["mode"] == mode == seen[-1], answer
+        assert history[: len(seen)] == seen, (seen, history)
+        made_by.setdefault(len(seen), set()).add(via)
+    assert set(range(2, len(history) + 1)) <= set(made_by), (history, made_by)
+    async with db.read() as session:
+        logged = Counter(
+            (
+                await session.exec(
+                    sa.select(EventLogEntry.kind).where(
+                        EventLogEntry.session_id == pk_of(session_id)
+                    )
+                )
+            ).scalars()
+        )
+    assert logged == Counter(
+        {
+            EventKind.MONITORING_STARTED: 1,
+            EventKind.MONITORING_MODE_CHANGED: len(history) - 1,
+            EventKind.MONITORING_ENDED: 1,
+        }
+    ), logged
+    return {via for length, vias in made_by.items() if length >= 2 for via in vias}

@@ -17,6 +17,7 @@ from tests.monitoring.serial import (
     judge_sessions,
     outcome,
     pk_of,
+    race_modes_and_stops,
     race_rounds,
     went_round_again,
 )
@@ -111,3 +112,10 @@ async def test_racing_connects_make_one_agent_participant(api, db):
         "query($id: ID!) { interaction(id: $id) { agents { state } } }", {"id": interaction}
     )
     assert data["interaction"]["agents"] == [{"state": "CONNECTED"}]
+
+
+async def test_mode_switches_racing_stops_end_in_a_state_a_serial_order_explains(api, db):
+    """Ten rounds of twenty changeMonitoringMode and stopMonitoring calls on one session."""
+    tally = await race_modes_and_stops([api], db, rounds=10)
+    print(tally)
+    assert tally["changes"] and tally["found ended"], tally
