@@ -180,7 +180,7 @@ def _monitorability(viewer, facts: InteractionFacts, agent_user_id: int) -> Moni
             current_monitor=User.of(monitor) if monitor else None,
             message=refusal.message,
             modes=[],
-            can_take_over=False,
+            can_take_over=options.can_take_over,
         )
     return Monitorability(
         allowed=True,

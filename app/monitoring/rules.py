@@ -232,11 +232,8 @@ class Options:
 def monitoring_options(viewer: User, facts: InteractionFacts, agent_user_id: int) -> Options:
     """The answers of the mutations, from the same rules: decide_start for each mode (for the
     viewer's own session it checks what check_change does), and check_take_over."""
-    try:
-        decide_start(viewer, facts, agent_user_id)
-    except MonitoringError as refusal:
-        return Options(refusal=refusal, modes=(), can_take_over=False)
-    modes = tuple(mode for mode in MonitoringMode if _accepts(viewer, facts, agent_user_id, mode))
+    # The take over is its own rule: its monitor may still take over when a start would be
+    # refused (the platform connected them as an agent too, say).
     active = facts.active_session
     can_take_over = False
     if active is not None and active.monitor_id == viewer.id and active.agent_id == agent_user_id:
@@ -245,6 +242,11 @@ def monitoring_options(viewer: User, facts: InteractionFacts, agent_user_id: int
             can_take_over = True
         except MonitoringError:
             pass
+    try:
+        decide_start(viewer, facts, agent_user_id)
+    except MonitoringError as refusal:
+        return Options(refusal=refusal, modes=(), can_take_over=can_take_over)
+    modes = tuple(mode for mode in MonitoringMode if _accepts(viewer, facts, agent_user_id, mode))
     return Options(refusal=None, modes=modes, can_take_over=can_take_over)
 
 
