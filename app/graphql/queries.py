@@ -83,10 +83,10 @@ class MonitoringSessionFilter:
         default=None, description="Sessions in any of these states."
     )
     started_after: datetime | None = strawberry.field(
-        default=None, description="Started at or after this time."
+        default=None, description="Started at or after this time (UTC if no offset is given)."
     )
     started_before: datetime | None = strawberry.field(
-        default=None, description="Started before this time."
+        default=None, description="Started before this time (UTC if no offset is given)."
     )
 
 

@@ -286,7 +286,7 @@ class InteractionEvent:
             return None
         return now_or_later(info.context.loaders.user, self.agent_pk, User.of)
 
-    @strawberry.field(description="For MONITORING_STARTED and MONITORING_ENDED: the session.")
+    @strawberry.field(description="For the MONITORING_* kinds: the session.")
     def session(self) -> MonitoringSession | None:
         return MonitoringSession.of(self.session_row) if self.session_row is not None else None
 
