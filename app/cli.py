@@ -1,11 +1,14 @@
 """The `binocular` command."""
 
 import asyncio
+import os
 import secrets
 import sys
 import time
 from datetime import UTC, datetime, timedelta
+from enum import Enum
 from pathlib import Path
+from typing import Annotated
 
 import httpx
 import sqlalchemy as sa
@@ -108,6 +111,74 @@ async def _prune(settings: Settings, cutoff: datetime):
         return await prune(db, cutoff)
     except (sa.exc.OperationalError, sa.exc.ProgrammingError):
         _fail("the database is not migrated: run `binocular migrate`")
+    finally:
+        await db.dispose()
+
+
+audit_cli = typer.Typer(help="The monitoring audit trail.", no_args_is_help=True)
+cli.add_typer(audit_cli, name="audit")
+
+
+class AuditFormat(str, Enum):
+    csv = "csv"
+    json = "json"
+
+
+def _audit_time(value: str | None, option: str) -> datetime | None:
+    from app.ops.audit import parse_time
+
+    if value is None:
+        return None
+    try:
+        return parse_time(value)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{value!r} is not an ISO date or time (2026-01-31, 2026-01-31T12:00, "
+            "2026-01-31T12:00:00+02:00; UTC unless it says otherwise)",
+            param_hint=option,
+        ) from None
+
+
+@audit_cli.command("export")
+def audit_export(
+    since: str = typer.Option(
+        None, "--since", help="Sessions started at or after this ISO date or time (UTC)."
+    ),
+    until: str = typer.Option(
+        None, "--until", help="Sessions started before this ISO date or time (UTC)."
+    ),
+    format: Annotated[AuditFormat, typer.Option("--format", help="csv or json.")] = (
+        AuditFormat.csv
+    ),
+) -> None:
+    """Write the monitoring sessions started in [--since, --until), oldest first, to stdout:
+    session, interaction, queue, supervisor, agent, every mode with its time, start, end, end
+    reason. CSV has a header row and the modes as MODE@TIME;MODE@TIME; JSON is one array,
+    an object per line. Streams: memory stays flat however many sessions."""
+    start, end = _audit_time(since, "--since"), _audit_time(until, "--until")
+    if start is not None and end is not None and end <= start:
+        raise typer.BadParameter(f"{until!r} is not after --since {since!r}", param_hint="--until")
+    settings = Settings()
+    try:
+        count = asyncio.run(_audit_export(settings, format.value, start, end))
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, and let no flush at exit fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise typer.Exit(1) from None
+    err.print(f"exported {count} monitoring sessions")
+
+
+async def _audit_export(settings: Settings, format: str, since, until) -> int:
+    from app.ops.audit import Format, export
+
+    db = Database(settings.database_url, pool_size=1)
+    try:
+        return await export(db, sys.stdout.buffer, Format(format), since, until)
+    except BrokenPipeError:
+        raise
+    except (sa.exc.DBAPIError, OSError) as error:  # not migrated, not there, unreachable
+        cause = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+        _fail(f"cannot read the monitoring audit: {cause} (not migrated? `binocular migrate`)")
     finally:
         await db.dispose()
 

@@ -90,7 +90,7 @@ def test_help_lists_every_command(tmp_path):
     result = binocular("--help", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     listed = {line.strip("│| ").split(" ", 1)[0] for line in result.stdout.splitlines()}
-    missing = {"migrate", "directory", "token", "serve", "export-schema", "demo", "prune"}
+    missing = {"migrate", "directory", "token", "serve", "export-schema", "demo", "prune", "audit"}
     missing -= listed
     assert not missing, f"`binocular --help` does not list {sorted(missing)}:\n{result.stdout}"
 

@@ -29,6 +29,8 @@ def upgrade() -> None:
             )
         )
         table.add_column(sa.Column("disclosed_at", UTCDateTime(), nullable=True))
+    # The audit trail reads sessions by start, then id.
+    op.create_index("ix_monitoring_session_started", "monitoring_session", ["started_at", "id"])
     op.create_table(
         "monitoring_mode_change",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -73,6 +75,7 @@ def downgrade() -> None:
         table.drop_column("permissions")
     op.drop_index("ix_monitoring_mode_change_session", table_name="monitoring_mode_change")
     op.drop_table("monitoring_mode_change")
+    op.drop_index("ix_monitoring_session_started", table_name="monitoring_session")
     with op.batch_alter_table("monitoring_session") as table:
         table.drop_column("disclosed_at")
         table.drop_column("mode")

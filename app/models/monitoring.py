@@ -14,6 +14,8 @@ class MonitoringSession(SQLModel, table=True):
     __table_args__ = (
         sa.Index("ix_monitoring_session_interaction", "interaction_id", "started_at", "id"),
         sa.Index("ix_monitoring_session_monitor_state", "monitor_id", "state"),
+        # The audit trail (monitoringSessions, `binocular audit export`): by start, then id.
+        sa.Index("ix_monitoring_session_started", "started_at", "id"),
         # The limits, held by the database under any concurrency:
         # at most one ACTIVE session per interaction ...
         sa.Index(
