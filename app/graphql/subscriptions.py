@@ -353,7 +353,8 @@ After = Annotated[
 )
 class Subscription:
     @strawberry.subscription(
-        description="Monitoring sessions starting and ending, in commit order, that the viewer "
+        description="Monitoring sessions starting, changing mode and ending, in commit order, "
+        "that the viewer "
         "may see.\nNarrow with interactionId, queueId or mine (the viewer's own sessions).\n"
         "With `after`, first replays every matching event after that cursor, then goes live, "
         "with no gap and no repeat."

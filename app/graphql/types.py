@@ -214,7 +214,7 @@ class Participant(Node):
 
     @strawberry.field(
         description="For an AGENT: the active session monitoring this agent on this interaction "
-        "(null for the interaction's agents: monitoring is silent)."
+        "(null for the interaction's agents while the session is silent: only ever in MONITOR mode)."
     )
     def monitored_by(self, info: Info) -> "MonitoringSession | None":
         if self.purpose != Purpose.AGENT:
@@ -277,7 +277,7 @@ class Interaction(Node):
 
     @strawberry.field(
         description="Every participant, in the order they joined: customer, agents, monitors (monitors "
-        "only for viewers who may see the interaction's monitoring)."
+        "only where the viewer may see their session: silent monitoring stays silent to its agents)."
     )
     def participants(self, info: Info) -> list[Participant]:
         return then(
@@ -294,8 +294,8 @@ class Interaction(Node):
         )
 
     @strawberry.field(
-        description="The session monitoring this interaction now, if any (null for its agents: "
-        "monitoring is silent)."
+        description="The session monitoring this interaction now, if any (null for its agents "
+        "while the session is silent: only ever in MONITOR mode)."
     )
     def active_monitoring(self, info: Info) -> "MonitoringSession | None":
         return then(
@@ -306,8 +306,8 @@ class Interaction(Node):
         )
 
     @strawberry.field(
-        description="Every monitoring session this interaction had, oldest first (none for its "
-        "agents: monitoring is silent)."
+        description="Every monitoring session this interaction had, oldest first (for its agents, "
+        "only those that coached, barged or took over: silent monitoring stays silent)."
     )
     def monitoring_sessions(self, info: Info) -> list["MonitoringSession"]:
         return then(

@@ -8,6 +8,11 @@ truncated JSON, wrong JSON types, huge nesting, odd methods and content types) c
 Every request goes over HTTP, with the token of one of several users or none, to a server
 whose database holds interactions, agents and monitoring sessions.
 
+The monitoring mode mutations (changeMonitoringMode, takeOverInteraction) also get calls of
+their own, first: every refusal they have (on sessions active, ended, taken over, of others,
+in another division, of a media type without the mode), bad ids and modes, then the calls
+that succeed, then a burst of take overs, switches and stops racing on one session.
+
 Every response must have a status under 500, a body with no stack trace, SQL or driver name,
 and an `extensions.code` on every error. All the failures are reported at the end, each with
 the request that caused it; a one-line summary goes to tests/artifacts/fuzz-<backend>.txt.
@@ -28,14 +33,17 @@ from pathlib import Path
 import graphql
 import httpx
 import hypothesis_graphql
+import sqlalchemy as sa
 from hypothesis import strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir
 from hypothesis_graphql import nodes
 
 from app.auth import issue_token
+from app.directory.load import DirectoryFile, load_directory
 from app.graphql.ids import NODE_TYPES, decode_node_id, encode_cursor, encode_id
 from app.graphql.schema import sdl
-from tests.conftest import JWT_SECRET
+from app.models import User
+from tests.conftest import DIRECTORY, JWT_SECRET
 from tests.support import explore
 
 # How many of each kind of generated operation, per backend.
@@ -53,6 +61,8 @@ MUTATION_ORDER = (
     "createInteraction",
     "connectAgent",
     "startMonitoring",
+    "changeMonitoringMode",
+    "takeOverInteraction",
     "setPresence",
     "stopMonitoring",
     "disconnectAgent",
@@ -74,7 +84,21 @@ _ESCAPED_MARKERS = ('File \\"', '.py\\"', 'File \\\\\\"', '.py\\\\\\"')
 QUERY_USERS = ("ann", "ann", "ann", "root", "root", "pbx", "sue", "bob", None, "expired", "ghost")
 # Integration mutations need the INTEGRATION role, monitoring ones SUPERVISOR or ADMIN.
 MUTATION_USERS = ("pbx", "pbx", "pbx", "ann", "ann", "root", "sue", "bob", None, "forged")
-USERS = QUERY_USERS + MUTATION_USERS
+USERS = QUERY_USERS + MUTATION_USERS + ("lim", "carl")
+# A supervisor whose directory entry grants only MONITOR (for MODE_NOT_PERMITTED).
+LIM = {
+    "key": "lim",
+    "name": "Lim Monitor-Only",
+    "division": "north",
+    "roles": ["SUPERVISOR"],
+    "permissions": ["MONITOR"],
+}
+# Every answer the mode mutations have: each must come back from the calls of their own.
+MODE_MUTATIONS = ("changeMonitoringMode", "takeOverInteraction")
+MODE_CODES = frozenset(
+    {"OK", "NOT_FOUND", "NOT_SESSION_OWNER", "SESSION_ENDED", "MODE_NOT_PERMITTED"}
+    | {"MODE_NOT_AVAILABLE"}
+)
 
 
 def _clean(text: str) -> bool:
@@ -130,6 +154,23 @@ def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else f"{text[:limit]}... [{len(text) - limit} more]"
 
 
+def _payload_codes(decoded: object) -> list[tuple[str, str]]:
+    """(root field, code) for each entry of `errors` in a payload that has them (generated
+    selections may leave `code` out); OK for a payload with none."""
+    data = decoded.get("data") if isinstance(decoded, dict) else None
+    found = []
+    for name, payload in (data or {}).items() if isinstance(data, dict) else ():
+        errors = payload.get("errors") if isinstance(payload, dict) else None
+        if not isinstance(errors, list):
+            continue
+        found.extend(
+            (name, e.get("code") or "code not selected") for e in errors if isinstance(e, dict)
+        )
+        if not errors:
+            found.append((name, "OK"))
+    return found
+
+
 def _strings(value: object):
     """Every string in a decoded JSON body, keys included."""
     if isinstance(value, str):
@@ -159,6 +200,8 @@ class Fuzzer:
     internal: list[str] = field(default_factory=list)
     authorization: dict = field(default_factory=dict)
     resets: int = 0
+    # (root field, code of each entry of its payload's `errors`, or OK for none)
+    payload_codes: Counter = field(default_factory=Counter)
 
     def __post_init__(self) -> None:
         limits = httpx.Limits(max_connections=WORKERS, max_keepalive_connections=WORKERS)
@@ -244,9 +287,11 @@ class Fuzzer:
                     codes.append(code)
                 else:
                     problems.append(f"error without extensions.code: {_cut(repr(error), 300)}")
+        payload = _payload_codes(decoded)
         with self.lock:
             self.statuses[status] += 1
             self.codes.update(codes)
+            self.payload_codes.update(payload)
             if "INTERNAL_SERVER_ERROR" in codes:
                 self.internal.append(f"{call.describe(600)}\n    -> {_cut(text, 600)}")
         if problems:
@@ -367,6 +412,7 @@ class Seeded:
     ids: dict[str, list[str]]  # by type name
     cursors: list[str]
     queue_names: list[str]
+    sessions: dict[str, str] = field(default_factory=dict)  # by what they are, see _seed
 
     def raw_ids(self, kind: str | None = None) -> st.SearchStrategy[str]:
         """Ids: real ones (of `kind`, or of a type drawn first), well-formed ones that name
@@ -671,6 +717,119 @@ def _boundary_operations(schema: graphql.GraphQLSchema, seeded: Seeded) -> list[
                     )
                 )
     return calls
+
+
+# -- The mode mutations, call by call -----------------------------------------------------------
+
+CHANGE_MODE = (
+    "mutation Change($input: ChangeMonitoringModeInput!) { changeMonitoringMode(input: $input)"
+    " { session { id state mode modeHistory { mode at } interaction { id state } }"
+    " errors { code message field currentMonitor { key } } } }"
+)
+TAKE_OVER = (
+    "mutation TakeOver($input: TakeOverInteractionInput!) { takeOverInteraction(input: $input)"
+    " { interaction { id state participants { purpose state user { key } } }"
+    " session { id state endReason mode } errors { code message field } } }"
+)
+STOP = (
+    "mutation Stop($input: StopMonitoringInput!) { stopMonitoring(input: $input)"
+    " { session { id state endReason } errors { code message } } }"
+)
+
+
+def _mode_call(user: str | None, document: str, input_value: object, note: str) -> Call:
+    body = _json_bytes({"query": document, "variables": {"input": input_value}})
+    return Call("modes", user, body=body, note=note)
+
+
+def _change(user, session, mode, note: str) -> Call:
+    return _mode_call(user, CHANGE_MODE, {"sessionId": session, "mode": mode}, note)
+
+
+def _take(user, session, note: str) -> Call:
+    return _mode_call(user, TAKE_OVER, {"sessionId": session}, note)
+
+
+def _mode_refusals(seeded: Seeded) -> list[Call]:
+    """Calls that change nothing: every refusal of both mutations, in the contract's order of
+    checks, and bad input of every kind."""
+    s = seeded.sessions
+    interaction = seeded.ids["Interaction"][0]
+    calls = [
+        _change("ann", s["sue_south"], "BARGE", "NOT_FOUND: another division's session"),
+        _change("bob", s["ann_chat"], "BARGE", "NOT_FOUND: an agent, not of it"),
+        _change("ann", s["carl_coach"], "MONITOR", "NOT_SESSION_OWNER"),
+        _change("pbx", s["ann_chat"], "BARGE", "NOT_SESSION_OWNER: the integration"),
+        _change("carl", s["carl_ended"], "BARGE", "SESSION_ENDED"),
+        _change("root", s["root_taken"], "MONITOR", "SESSION_ENDED: taken over"),
+        _change("lim", s["lim_voice"], "COACH", "MODE_NOT_PERMITTED"),
+        _change("ann", s["ann_chat"], "COACH", "MODE_NOT_AVAILABLE: no COACH on a chat"),
+        _change("root", s["root_sms"], "BARGE", "MODE_NOT_AVAILABLE: SMS is MONITOR only"),
+        _take("ann", s["sue_south"], "NOT_FOUND"),
+        _take("ann", s["carl_coach"], "NOT_SESSION_OWNER"),
+        _take("root", s["root_taken"], "SESSION_ENDED: taken over already"),
+        _take("carl", s["carl_ended"], "SESSION_ENDED"),
+        _take("ann", s["ann_chat"], "MODE_NOT_PERMITTED: SUPERVISOR lacks TAKE_OVER"),
+        _take("lim", s["lim_voice"], "MODE_NOT_PERMITTED"),
+        _take("root", s["root_voice"], "MODE_NOT_AVAILABLE: a voice call"),
+    ]
+    bad_ids = [
+        "",
+        "\x00",
+        "not an id",
+        encode_id("MonitoringSession", 2**31 - 1),
+        encode_id("MonitoringSession", 2**31),
+        encode_id("MonitoringSession", 2**63),
+        encode_id("MonitoringSession", 0),
+        encode_id("MonitoringSession", -1),
+        interaction,  # an id of another type
+        s["ann_chat"] + "=",
+        s["ann_chat"][:-1],
+        12345,
+        None,
+        [s["ann_chat"]],
+        {"id": s["ann_chat"]},
+    ]
+    for value in bad_ids:
+        for user in ("ann", "root"):
+            calls.append(_change(user, value, "BARGE", f"sessionId {value!r}"))
+            calls.append(_take(user, value, f"sessionId {value!r}"))
+    for mode in ("NOT_A_MODE", "barge", "", None, 5, ["BARGE"], {"mode": "BARGE"}, "TAKE_OVER"):
+        calls.append(_change("ann", s["ann_chat"], mode, f"mode {mode!r}"))
+    for input_value in ({}, {"mode": "BARGE"}, None, [], "x", {"sessionId": s["ann_chat"], "x": 1}):
+        calls.append(_mode_call("ann", CHANGE_MODE, input_value, f"input {input_value!r}"))
+        calls.append(_mode_call("root", TAKE_OVER, input_value, f"input {input_value!r}"))
+    for user in (None, "expired", "forged", "ghost"):
+        calls.append(_change(user, s["ann_chat"], "BARGE", "bad token"))
+        calls.append(_take(user, s["root_sms"], "bad token"))
+    return calls
+
+
+def _mode_successes(seeded: Seeded) -> list[Call]:
+    """Calls that succeed, in order (each after the one before)."""
+    s = seeded.sessions
+    return [
+        _change("ann", s["ann_chat"], "BARGE", "OK: a chat, barged"),
+        _change("ann", s["ann_chat"], "BARGE", "OK: the current mode again, a no-op"),
+        _change("ann", s["ann_chat"], "MONITOR", "OK: back to MONITOR"),
+        _change("carl", s["carl_coach"], "BARGE", "OK: COACH to BARGE"),
+        _change("lim", s["lim_voice"], "MONITOR", "OK: the current mode, permitted"),
+        _take("root", s["root_sms"], "OK: an SMS taken over"),
+        _take("root", s["root_sms"], "SESSION_ENDED: taken over just now"),
+        _change("root", s["root_sms"], "MONITOR", "SESSION_ENDED: taken over just now"),
+    ]
+
+
+def _mode_race(seeded: Seeded) -> list[Call]:
+    """Take overs, switches and stops of one active chat session, all at once."""
+    session = seeded.sessions["root_race"]
+    stop = _mode_call("root", STOP, {"sessionId": session}, "race: stop")
+    return [
+        *[_take("root", session, "race: take over") for _ in range(3)],
+        *[_change("root", session, mode, f"race: {mode}") for mode in ("BARGE", "MONITOR") * 2],
+        stop,
+        stop,
+    ]
 
 
 # -- Malformed requests --------------------------------------------------------------------
@@ -1019,35 +1178,48 @@ def _malformed(draw) -> Call:
 
 async def _seed(api) -> Seeded:
     """Interactions of every media type and state, agents connected, sessions active and
-    ended, in both divisions; then every id and cursor the server gives for them."""
-    voice = await api.create("billing", "VOICE")
-    await api.connect(voice, "bob")
-    assert (await api.start("ann", voice))["session"], "ann monitors bob"
-    sms = await api.create("billing", "SMS")
-    await api.connect(sms, "dina")
-    session = (await api.start("carl", sms))["session"]
-    assert session, "carl monitors dina"
-    await api.stop("carl", session["id"])
+    ended, in both divisions, in every mode (COACH, switched to BARGE, taken over); then every
+    id and cursor the server gives for them."""
+    sessions = {}
+
+    async def monitored(name: str, queue: str, media: str, agent: str, user: str, **start) -> str:
+        interaction = await api.create(queue, media)
+        await api.connect(interaction, agent)
+        result = await api.start(user, interaction, **start)
+        assert result["session"], (name, result)
+        sessions[name] = result["session"]["id"]
+        return interaction
+
+    await monitored("ann_voice", "billing", "VOICE", "bob", "ann")
+    await monitored("carl_stopped", "billing", "SMS", "dina", "carl")
+    await api.stop("carl", sessions["carl_stopped"])
     chat = await api.create("support", "CHAT")
     await api.connect(chat, "eli")
     await api.connect(chat, "bob")
-    sales = await api.create("sales", "VOICE")
-    await api.connect(sales, "tom")
-    assert (await api.start("sue", sales))["session"], "sue monitors tom"
-    ended = await api.create("support", "VOICE")
-    await api.connect(ended, "dina")
-    assert (await api.start("carl", ended))["session"], "carl monitors dina"
+    await monitored("sue_south", "sales", "VOICE", "tom", "sue")
+    ended = await monitored("carl_ended", "support", "VOICE", "dina", "carl")
     await api.end(ended)
     await api.create("billing", "EMAIL")
     await api.create("sales", "CALLBACK")
     for _ in range(3):
         await api.create("support", "CHAT")
+    # For the mode mutations: sessions of each media type, owner and state.
+    await monitored("ann_chat", "support", "CHAT", "eli", "ann")
+    await monitored("carl_coach", "billing", "VOICE", "dina", "carl", mode="COACH")
+    await monitored("carl_barged", "support", "CHAT", "eli", "carl")
+    assert (await api.change_mode("carl", sessions["carl_barged"], "BARGE"))["errors"] == []
+    await monitored("root_sms", "billing", "SMS", "bob", "root")
+    await monitored("root_voice", "support", "VOICE", "eli", "root")
+    await monitored("root_taken", "support", "CHAT", "dina", "root")
+    assert (await api.take_over("root", sessions["root_taken"]))["errors"] == []
+    await monitored("lim_voice", "billing", "VOICE", "bob", "lim")
+    await monitored("root_race", "billing", "CHAT", "dina", "root")
 
     data = await api.data(
         """{ interactions(first: 100) { edges { cursor node { id
                  participants { id } monitoringSessions { id } } } }
              queues(first: 100) { edges { cursor node { id name division { id } } } } }""",
-        user="root",
+        user="pbx",  # INTEGRATION: every session, silent or not
     )
     ids, cursors = set(api.ids.values()), []
     for edge in data["interactions"]["edges"]:
@@ -1063,7 +1235,7 @@ async def _seed(api) -> Seeded:
     by_type: dict[str, list[str]] = {}
     for value in sorted(ids):
         by_type.setdefault(decode_node_id(value)[0], []).append(value)
-    return Seeded(ids=by_type, cursors=cursors, queue_names=names)
+    return Seeded(ids=by_type, cursors=cursors, queue_names=names, sessions=sessions)
 
 
 # -- The test --------------------------------------------------------------------------------
@@ -1075,6 +1247,15 @@ def _fuzz(server_url: str, seeded: Seeded) -> Fuzzer:
     schema = graphql.build_schema(schema_sdl)
     scalars = seeded.custom_scalars()
     try:
+        # The mode mutations' own calls first, on the seeded sessions as they are.
+        for call in _mode_refusals(seeded):
+            fuzzer.submit(call)
+        fuzzer.drain()
+        for call in _mode_successes(seeded):
+            fuzzer.send(call)
+        for call in _mode_race(seeded):
+            fuzzer.submit(call)
+        fuzzer.drain()
 
         def operations(kind: str, strategy, count: int, users=QUERY_USERS) -> None:
             documents = st.tuples(strategy.filter(_clean), st.sampled_from(users))
@@ -1139,20 +1320,37 @@ def _summary(backend: str, fuzzer: Fuzzer, seconds: float) -> str:
     kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(fuzzer.sent.items()))
     statuses = ", ".join(f"{s}: {n}" for s, n in sorted(fuzzer.statuses.items()))
     codes = ", ".join(f"{c}: {n}" for c, n in fuzzer.codes.most_common())
+    modes = "; ".join(
+        f"{name} {{"
+        + ", ".join(
+            f"{code}: {n}"
+            for (f, code), n in sorted(fuzzer.payload_codes.items(), key=str)
+            if f == name
+        )
+        + "}"
+        for name in MODE_MUTATIONS
+    )
     return " ".join(
         [
             f"fuzz {backend}: {generated} generated operations,",
             f"{fuzzer.sent['boundary']} boundary operations,",
             f"{fuzzer.sent['malformed']} malformed requests ({kinds}) in {seconds:.0f} s;",
             f"statuses {{{statuses}}}; error codes {{{codes}}};",
+            f"mode mutations' payload codes: {modes};",
             f"{fuzzer.resets} connections reset and retried; {len(fuzzer.failures)} failures",
         ]
     )
 
 
 async def test_fuzzed_operations_never_fail_the_server(
-    server, live_api, backend, repo_root: Path, tmp_path_factory
+    server, live_api, db, backend, repo_root: Path, tmp_path_factory
 ):
+    await load_directory(
+        db, DirectoryFile.model_validate({"divisions": DIRECTORY["divisions"], "users": [LIM]})
+    )
+    async with db.read() as session:
+        lim = (await session.exec(sa.select(User.id).where(User.key == "lim"))).scalar_one()
+    live_api.ids["lim"] = encode_id("User", lim)
     seeded = await _seed(live_api)
     # Hypothesis keeps caches (constants, unicode tables) in .hypothesis/ in the working
     # directory, example database or not: in a temporary directory instead.
@@ -1188,5 +1386,8 @@ async def test_fuzzed_operations_never_fail_the_server(
     generated = sum(n for kind, n in fuzzer.sent.items() if kind in GENERATED_KINDS)
     assert generated >= MIN_GENERATED, summary
     assert fuzzer.sent["malformed"] >= MIN_MALFORMED, summary
+    for name in MODE_MUTATIONS:
+        answered = {c for (f, c) in fuzzer.payload_codes if f == name}
+        assert MODE_CODES <= answered, (name, sorted(MODE_CODES - answered), summary)
     failures = sorted(fuzzer.failures)
     assert not failures, f"{len(failures)} failures ({summary}):\n\n" + "\n\n".join(failures)

@@ -9,8 +9,12 @@ field it answers. The rewrite (graphql-core's AST visitor, with TypeInfo for the
 - an alias `a` on field `f` becomes `f_a`: the field name is the key up to its first `_`
   (schema field names have none), and no alias can be named `id` or `__typename` any more.
   Two fields with one response key keep one key, so fields that merged still merge;
-- root `interactions` and `queueActivity` fields get aliases of their own, `f_rN`, whose
-  arguments are kept: their counts are checked against the oracle.
+- root fields with arguments the checks need (`interactions`, `queues`, `queueActivity`,
+  `monitoringSessions`, `node`, `interaction`) get aliases of their own, `f_rN`, whose
+  arguments are kept: their counts and pages are checked against the oracle, and a null
+  answer against what the id names;
+- every selection on Monitorability also selects `allowed`, which says what `modes` and
+  `canTakeOver` may be.
 """
 
 import dataclasses
@@ -28,13 +32,17 @@ from graphql import (
 )
 from graphql.execution.values import get_argument_values
 
-ROOT_FIELDS_WITH_COUNTS = frozenset({"interactions", "queueActivity", "queues"})
+ROOT_FIELDS_WITH_ARGUMENTS = frozenset(
+    {"interactions", "queueActivity", "queues", "monitoringSessions", "node", "interaction"}
+)
+# Fields added to every selection on a type, beside __typename and id.
+ALWAYS_SELECTED = {"Monitorability": ("allowed",)}
 
 
 @dataclass
 class Rewritten:
     text: str
-    # Response key of a root field with counts -> (field name, its argument values).
+    # Response key of a root field with arguments -> (field name, its argument values).
     root_arguments: dict[str, tuple[str, dict | None]] = field(default_factory=dict)
 
 
@@ -59,7 +67,7 @@ class _Identify(Visitor):
     def leave_field(self, node: FieldNode, *_):
         parent = self.type_info.get_parent_type()
         name = node.name.value
-        if parent is self.schema.query_type and name in ROOT_FIELDS_WITH_COUNTS:
+        if parent is self.schema.query_type and name in ROOT_FIELDS_WITH_ARGUMENTS:
             key = f"{name}_r{len(self.rewritten.root_arguments)}"
             self.rewritten.root_arguments[key] = (name, self._arguments(node))
             return dataclasses.replace(node, alias=NameNode(value=key))
@@ -86,6 +94,7 @@ class _Identify(Visitor):
         wanted = ["__typename"]
         if not graphql.is_union_type(owner) and "id" in owner.fields:
             wanted.append("id")
+        wanted.extend(ALWAYS_SELECTED.get(owner.name, ()))
         extra = [_field(name) for name in wanted if name not in present]
         if not extra:
             return None

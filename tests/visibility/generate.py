@@ -39,28 +39,31 @@ ROOT_DOCUMENTS = {
     "queues": 100,
     "viewer": 80,
     "interactionPanel": 120,
+    "monitoringSessions": 150,
 }
 WHOLE_DOCUMENTS = 100  # over every root field at once
 PATH_DOCUMENTS = 150  # per type in PATHS
 # The rarer edges: members through a reference; what a silenced supervisor's monitorability
-# says (only nia, on two interactions, can see one).
-MORE_PATH_DOCUMENTS = {"Queue": 300, "Monitorability": 400}
+# says (only nia, max, kim and root, on a few interactions each, can see one), and the take
+# overs it offers (kim's and root's chats); sessions, where the per-session silent rule shows.
+MORE_PATH_DOCUMENTS = {"Queue": 300, "Monitorability": 400, "MonitoringSession": 250}
 
 # Where each type is reached, `SEL` standing for its drawn selection set, `<T>` for an id of
 # type T. Every root field and every reference between types that leads to the type is here.
 PATHS = {
     "Interaction": [
         "interaction(id: <Interaction>) SEL",
-        "interactions(first: 25) { totalCount nodes SEL }",
+        "interactions(first: 30) { totalCount nodes SEL }",
         "interactions(first: 25, filter: {agentIds: [<User>]}) { totalCount edges { node SEL } }",
         "node(id: <Interaction>) { ... on Interaction SEL }",
         "queueActivity(queueId: <Queue>) { waiting SEL interacting SEL }",
         "queueActivity(queueId: <Queue>) { onQueueAgents { interactions SEL } }",
         "interactionPanel { interaction SEL session { interaction SEL } }",
         "node(id: <MonitoringSession>) { ... on MonitoringSession { interaction SEL } }",
+        "monitoringSessions(first: 30) { nodes { interaction SEL } }",
     ],
     "Queue": [
-        "interactions(first: 25) { nodes { queue SEL } }",
+        "interactions(first: 30) { nodes { queue SEL } }",
         "interaction(id: <Interaction>) { queue SEL }",
         "queues(first: 25) { totalCount nodes SEL }",
         "node(id: <Queue>) { ... on Queue SEL }",
@@ -68,39 +71,55 @@ PATHS = {
         "interactionPanel { interaction { queue SEL } }",
     ],
     "Participant": [
-        "interactions(first: 25) { nodes { participants SEL } }",
+        "interactions(first: 30) { nodes { participants SEL } }",
         "interaction(id: <Interaction>) { participants SEL agents SEL }",
         "node(id: <Participant>) { ... on Participant SEL }",
         "interactionPanel { interaction { participants SEL } }",
         "queueActivity(queueId: <Queue>) { interacting { agents SEL } }",
     ],
     "MonitoringSession": [
-        "interactions(first: 25) { nodes { activeMonitoring SEL monitoringSessions SEL } }",
+        "interactions(first: 30) { nodes { activeMonitoring SEL monitoringSessions SEL } }",
         "interaction(id: <Interaction>) { participants { monitoredBy SEL } }",
+        "interaction(id: <Interaction>) { activeMonitoring SEL monitoringSessions SEL }",
         "node(id: <MonitoringSession>) { ... on MonitoringSession SEL }",
         "interactionPanel { session SEL interaction { monitoringSessions SEL } }",
+        "monitoringSessions(first: 30) { totalCount nodes SEL }",
+        (
+            "monitoringSessions(first: 5, after: <SessionCursor>) { totalCount "
+            "edges { cursor node SEL } pageInfo { hasNextPage } }"
+        ),
+        "monitoringSessions(filter: {agentIds: [<User>]}) { totalCount nodes SEL }",
+        (
+            "monitoringSessions(filter: {monitorIds: [<User>], states: [ACTIVE]}) { totalCount "
+            "edges { node SEL } }"
+        ),
+        "monitoringSessions(filter: {modes: [COACH, BARGE]}) { totalCount nodes SEL }",
+        "monitoringSessions(filter: {queueIds: [<Queue>], modes: [MONITOR]}) { nodes SEL }",
     ],
     "User": [
         "node(id: <User>) { ... on User SEL }",
         "viewer SEL",
         "queues(first: 25) { nodes { members SEL } }",
-        "interactions(first: 25) { nodes { participants { user SEL } } }",
+        "interactions(first: 30) { nodes { participants { user SEL } } }",
         "queueActivity(queueId: <Queue>) { onQueueAgents { agent SEL } }",
         "interaction(id: <Interaction>) { participants { monitorability { currentMonitor SEL } } }",
         "node(id: <MonitoringSession>) { ... on MonitoringSession { monitor SEL agent SEL } }",
+        "monitoringSessions(first: 30) { nodes { monitor SEL agent SEL } }",
     ],
     "QueueActivity": ["queueActivity(queueId: <Queue>) SEL"],
     "Monitorability": [
-        "interactions(first: 25) { nodes { agents { monitorability SEL } } }",
-        "interactions(first: 25) { nodes { participants { monitorability SEL } } }",
+        "interactions(first: 30) { nodes { agents { monitorability SEL } } }",
+        "interactions(first: 30) { nodes { participants { monitorability SEL } } }",
         "interaction(id: <Interaction>) { participants { monitorability SEL } }",
         "node(id: <Participant>) { ... on Participant { monitorability SEL } }",
         "queueActivity(queueId: <Queue>) { interacting { agents { monitorability SEL } } }",
+        "interactionPanel { interaction { agents { monitorability SEL } } }",
     ],
     "Division": [
         "node(id: <Division>) { ... on Division SEL }",
-        "interactions(first: 25) { nodes { queue { division SEL } } }",
+        "interactions(first: 30) { nodes { queue { division SEL } } }",
         "node(id: <User>) { ... on User { division SEL } }",
+        "monitoringSessions(first: 30) { nodes { monitor { division SEL } } }",
     ],
 }
 _PLACEHOLDER = re.compile(r'"@(\w+)"')
@@ -177,17 +196,18 @@ def draw_documents(schema_sdl: str) -> tuple[Drawn, ...]:
 
 
 def resolve(
-    document: str, seed: int, rows_by_type: dict[str, list[int]], cursors: list[str]
+    document: str, seed: int, rows_by_type: dict[str, list[int]], cursors: dict[str, list[str]]
 ) -> str:
     """The document with real ids and cursors for its placeholders: `"@ID"` an id of any
-    type, `"@Queue"` one of a queue, `"@cursor"` a cursor. One in ten ids is well-formed and
+    type, `"@Queue"` one of a queue, `"@cursor"` a cursor of any list, `"@SessionCursor"` one
+    of `monitoringSessions` (`cursors` by placeholder). One in ten ids is well-formed and
     names nothing ("as if it did not exist")."""
     choose = random.Random(seed)
 
     def real(match: re.Match) -> str:
         kind = match.group(1)
-        if kind == "cursor":
-            return f'"{choose.choice(cursors)}"'
+        if kind in cursors:
+            return f'"{choose.choice(cursors[kind])}"'
         if kind == "ID":
             kind = choose.choice(NODE_TYPES)
         pks = rows_by_type[kind]

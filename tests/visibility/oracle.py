@@ -12,11 +12,18 @@ The rules, as this module reads them:
 - A queue is visible in its own right in the viewer's division (every division for ADMIN and
   INTEGRATION). It is visible as a reference (id, key, name, division; no members) as the
   queue of a visible interaction.
-- A viewer "sees monitoring" on an interaction when they hold SUPERVISOR, ADMIN or
-  INTEGRATION and are not and never were an AGENT participant of it; INTEGRATION sees all of
-  it. Monitoring is MONITOR participants, sessions, and anything that tells of them.
-- A participant is visible with its interaction, a MONITOR one only to a viewer who sees
-  monitoring there; a session likewise.
+- The silent rule is per session. A session of a visible interaction is visible to a viewer
+  who holds SUPERVISOR, ADMIN or INTEGRATION and is not and never was an AGENT participant of
+  the interaction; to its AGENT participants (connected now or earlier, whatever their
+  roles) only once the session is disclosed; INTEGRATION sees every session; nobody else
+  any. A session is disclosed once it has been in COACH or BARGE mode (its mode history, the
+  starting mode included) or has ended TAKEN_OVER: the oracle reads this from the mode
+  history and the end reason, not from `disclosed_at` (read_floor checks that the two agree).
+  Switching back to MONITOR does not make it silent again.
+- A session's events (STARTED, MODE_CHANGED, ENDED) follow the same rule with the session as
+  it was when the event was recorded: disclosed by then or not (test_feeds.py).
+- A participant is visible with its interaction, a MONITOR one only with its session (the
+  session whose monitor participant it is).
 - A user is visible in the viewer's division, as the user of a visible participant or
   session, or as a member of a queue the viewer sees in its own right; every user for ADMIN
   and INTEGRATION.
@@ -27,7 +34,8 @@ Where the contract leaves room, the reading chosen (the one that follows its int
 
 - "Users ... on an interaction the viewer can see": as the user of a participant or session
   the viewer may see. A MONITOR participant hidden by the silent rule does not make its user
-  visible: bob may not learn through `node` that sue, of south, is on his call.
+  visible: bob may not learn through `node` that sue, of south, is on his call; once sue
+  barges into a call bob took part in, he may.
 - "Users see their own division" (the Division type) against `division: Division!` of a
   visible user or queue: a division reached that way is visible, wherever it appears
   (`node` included). The lenient reading: it flags no answer the contract could allow.
@@ -35,19 +43,28 @@ Where the contract leaves room, the reading chosen (the one that follows its int
   the answer; under `node`, `queues` or `queueActivity` it needs its own right (checks.py).
 - "Is or was an AGENT participant": any AGENT row of that user on the interaction, whatever
   its state, and "whatever their roles" (ADMIN included); INTEGRATION sees all of it.
-- Past monitoring is monitoring: a silenced viewer's `monitoringSessions` is empty, ended
-  sessions included, so a `Monitorability` that says MONITORED_ONCE (which only a past
-  session justifies) is a trace, as are ALREADY_MONITORED, a `currentMonitor`, and a
-  message that names a monitor or says "already monitoring"/"monitored before". The
-  contract also says `monitorability` answers what `startMonitoring` would answer, and rules
-  10 and 11 would answer those codes: the silent rule is read as overriding what is shown.
-  The oracle does not say what to answer instead.
-- `PanelEntry.monitoring: true` tells of monitoring too (only the viewer's own sessions can
-  set it, so it cannot be a violation unless the floor had a former agent who monitors).
+- Past monitoring is monitoring: a hidden session stays hidden once ended, so a
+  `Monitorability` that says MONITORED_ONCE where every session of the interaction is hidden
+  from the viewer is a trace, as are ALREADY_MONITORED, a `currentMonitor` and a message
+  that says "already monitoring" where the active session is hidden, and a message that
+  names the monitor of a hidden session (who is not otherwise on the interaction for the
+  viewer). The contract also says `monitorability` answers what `startMonitoring` would
+  answer, and rules 10 and 11 would answer those codes: the silent rule is read as
+  overriding what is shown. The oracle does not say what to answer instead.
+- `Monitorability.modes`, where `allowed`: the modes of the media type (MONITOR for VOICE,
+  SMS and CHAT, COACH for VOICE, BARGE for VOICE and CHAT) that the viewer's permissions
+  grant (the directory's `permissions`, or else SUPERVISOR: MONITOR, COACH, BARGE; ADMIN:
+  all four); empty where not. `canTakeOver`: `allowed`, the viewer's own active session
+  monitors that agent, a CHAT or SMS, and the viewer holds TAKE_OVER.
+- `PanelEntry.monitoring: true` tells of monitoring too: it needs an active session of the
+  viewer's on the interaction that the viewer may see (which only a supervisor connected as
+  an agent while monitoring, not on the floor, could lack).
 - Counts: `totalCount` counts every match, whatever `first` and `after`; a filter on dates is
   not counted by the oracle (it would have to parse DateTime as the server does).
-- Not on the floor: a former agent of an interaction who then monitors it. Read literally,
-  the contract would hide their own session from them; the test does not decide it.
+- Not on the floor: a supervisor who monitors an interaction and is then connected to it as
+  an agent (by the integration; a former agent cannot start monitoring: SELF_MONITORING).
+  Read literally, the rule hides their own silent session from them; the test does not
+  decide it. A take over makes the supervisor an agent too, but discloses the session.
 """
 
 from collections import defaultdict
@@ -62,6 +79,15 @@ ADMIN, AGENT, SUPERVISOR, INTEGRATION = "ADMIN", "AGENT", "SUPERVISOR", "INTEGRA
 NODE_TYPES = ("Division", "User", "Queue", "Interaction", "Participant", "MonitoringSession")
 ALL_SEEING = frozenset({ADMIN, INTEGRATION})
 SEES_MONITORING = frozenset({SUPERVISOR, ADMIN, INTEGRATION})
+DISCLOSING_MODES = frozenset({"COACH", "BARGE"})
+MODES_BY_MEDIA = {
+    "VOICE": ("MONITOR", "COACH", "BARGE"),
+    "CHAT": ("MONITOR", "BARGE"),
+    "SMS": ("MONITOR",),
+}
+TAKE_OVER_MEDIA = frozenset({"CHAT", "SMS"})
+PERMISSIONS = ("MONITOR", "COACH", "BARGE", "TAKE_OVER")
+ROLE_PERMISSIONS = {SUPERVISOR: frozenset(PERMISSIONS[:3]), ADMIN: frozenset(PERMISSIONS)}
 
 
 @dataclass(frozen=True)
@@ -77,6 +103,47 @@ class Floor:
     sessions: dict[int, sa.Row]
     participants_of: dict[int, tuple[sa.Row, ...]] = field(default_factory=dict)
     sessions_of: dict[int, tuple[sa.Row, ...]] = field(default_factory=dict)
+    # session id -> its modes, oldest first, the starting one included
+    histories: dict[int, tuple[str, ...]] = field(default_factory=dict)
+    # MONITOR participant id -> the session it is the monitor of
+    session_of_monitor: dict[int, int] = field(default_factory=dict)
+
+    def disclosed(self, session_pk: int) -> bool:
+        """Disclosed to the interaction's agents: ever in COACH or BARGE, or taken over."""
+        session = self.sessions[session_pk]
+        return bool(DISCLOSING_MODES & set(self.histories.get(session_pk, ()))) or (
+            _enum(session.end_reason) == "TAKEN_OVER"
+        )
+
+    def disagreements(self) -> list[str]:
+        """What the rows say that the oracle's reading of them contradicts: a session whose
+        `disclosed_at` is not what its history says, a MONITOR participant that is the monitor
+        of no session (or of several)."""
+        found = [
+            f"session {pk}: disclosed_at {row.disclosed_at}, modes {self.histories.get(pk)}, "
+            f"ended {_enum(row.end_reason)}"
+            for pk, row in self.sessions.items()
+            if (row.disclosed_at is not None) != self.disclosed(pk)
+        ]
+        found.extend(
+            f"session {pk}: mode {_enum(row.mode)}, history {self.histories.get(pk)}"
+            for pk, row in self.sessions.items()
+            if self.histories.get(pk, ("?",))[-1] != _enum(row.mode)
+        )
+        monitors = [s.monitor_participant_id for s in self.sessions.values()]
+        found.extend(
+            f"MONITOR participant {p.id} is the monitor of {monitors.count(p.id)} sessions"
+            for p in self.participants.values()
+            if is_monitor(p) and monitors.count(p.id) != 1
+        )
+        return found
+
+    def permissions(self, user_pk: int) -> frozenset[str]:
+        """A user's monitoring permissions: the directory's, or else their roles'."""
+        user = self.users[user_pk]
+        if user.permissions is not None:
+            return frozenset(user.permissions)
+        return frozenset().union(*(ROLE_PERMISSIONS.get(role, ()) for role in user.roles))
 
     def rows(self, type_name: str) -> dict[int, sa.Row]:
         return {
@@ -103,6 +170,7 @@ async def read_floor(engine) -> Floor:
         interactions = await table(connection, models.Interaction)
         participants = await table(connection, models.Participant)
         sessions = await table(connection, models.MonitoringSession)
+        changes = await table(connection, models.MonitoringModeChange)
     members: dict[int, set[int]] = defaultdict(set)
     for row in memberships:
         members[row.queue_id].add(row.user_id)
@@ -112,6 +180,9 @@ async def read_floor(engine) -> Floor:
     sessions_of: dict[int, list[sa.Row]] = defaultdict(list)
     for row in sessions:
         sessions_of[row.interaction_id].append(row)
+    histories: dict[int, list[str]] = defaultdict(list)
+    for row in sorted(changes, key=lambda change: (change.at, change.id)):
+        histories[row.session_id].append(_enum(row.mode))
     return Floor(
         divisions={row.id: row for row in divisions},
         users={row.id: row for row in users},
@@ -122,6 +193,8 @@ async def read_floor(engine) -> Floor:
         sessions={row.id: row for row in sessions},
         participants_of={key: tuple(rows) for key, rows in participants_of.items()},
         sessions_of={key: tuple(rows) for key, rows in sessions_of.items()},
+        histories={key: tuple(modes) for key, modes in histories.items()},
+        session_of_monitor={row.monitor_participant_id: row.id for row in sessions},
     )
 
 
@@ -181,20 +254,51 @@ class Sight:
             for p in self.floor.participants_of.get(interaction_pk, ())
         )
 
-    def silenced_reason(self, interaction_pk: int) -> str | None:
-        """Why the viewer may not see monitoring on this interaction, or None if they may."""
+    def hidden_reason(self, interaction_pk: int, disclosed: bool) -> str | None:
+        """Why the viewer may not see a session of this interaction that is (or, for an
+        event, was then) disclosed or not; None if they may."""
         if INTEGRATION in self.roles:
             return None  # the telephony platform bridges the media: it sees all of it
+        if self.was_agent_of(interaction_pk):
+            if disclosed:
+                return None
+            return "a viewer who is or was an AGENT of the interaction (a silent session)"
         if not self.roles & SEES_MONITORING:
             return "a viewer without SUPERVISOR, ADMIN or INTEGRATION"
-        if self.was_agent_of(interaction_pk):
-            return "a viewer who is or was an AGENT of the interaction"
         return None
 
+    def session_hidden_reason(self, session_pk: int) -> str | None:
+        """Why the viewer may not see this session of a visible interaction, or None."""
+        session = self.floor.sessions[session_pk]
+        return self.hidden_reason(session.interaction_id, self.floor.disclosed(session_pk))
+
+    def sees_event(self, interaction_pk: int, disclosed_then: bool) -> bool:
+        """An event about a session, recorded while it was disclosed or not."""
+        return (
+            interaction_pk in self.interactions
+            and self.hidden_reason(interaction_pk, disclosed_then) is None
+        )
+
     @cached_property
-    def monitoring_on(self) -> frozenset[int]:
-        """Visible interactions on which the viewer sees monitoring."""
-        return frozenset(pk for pk in self.interactions if self.silenced_reason(pk) is None)
+    def sessions(self) -> frozenset[int]:
+        return frozenset(
+            s.id
+            for s in self.floor.sessions.values()
+            if s.interaction_id in self.interactions and self.session_hidden_reason(s.id) is None
+        )
+
+    def sessions_on(self, interaction_pk: int) -> list[sa.Row]:
+        """The interaction's sessions the viewer may see, oldest first."""
+        return sorted(
+            (s for s in self.floor.sessions_of.get(interaction_pk, ()) if s.id in self.sessions),
+            key=lambda s: (s.started_at, s.id),
+        )
+
+    def hidden_on(self, interaction_pk: int) -> list[sa.Row]:
+        """The sessions of a visible interaction that the viewer may not see."""
+        return [
+            s for s in self.floor.sessions_of.get(interaction_pk, ()) if s.id not in self.sessions
+        ]
 
     @cached_property
     def participants(self) -> frozenset[int]:
@@ -202,14 +306,23 @@ class Sight:
             p.id
             for p in self.floor.participants.values()
             if p.interaction_id in self.interactions
-            and (not is_monitor(p) or p.interaction_id in self.monitoring_on)
+            and (not is_monitor(p) or self.floor.session_of_monitor.get(p.id) in self.sessions)
+        )
+
+    def participants_on(self, interaction_pk: int) -> list[sa.Row]:
+        """The interaction's participants the viewer may see, in the order they joined."""
+        return sorted(
+            (
+                p
+                for p in self.floor.participants_of.get(interaction_pk, ())
+                if p.id in self.participants
+            ),
+            key=lambda p: (p.connected_at, p.id),
         )
 
     @cached_property
-    def sessions(self) -> frozenset[int]:
-        return frozenset(
-            s.id for s in self.floor.sessions.values() if s.interaction_id in self.monitoring_on
-        )
+    def permissions(self) -> frozenset[str]:
+        return self.floor.permissions(self.viewer.id)
 
     # -- Queues, users, divisions ------------------------------------------------------------
 
@@ -243,6 +356,13 @@ class Sight:
         return frozenset(visible)
 
     @cached_property
+    def own_divisions(self) -> frozenset[int]:
+        """Divisions visible in their own right (`node`): the viewer's, or every one."""
+        if self.all_seeing:
+            return frozenset(self.floor.divisions)
+        return frozenset({self.viewer.division_id})
+
+    @cached_property
     def divisions(self) -> frozenset[int]:
         floor = self.floor
         if self.all_seeing:
@@ -260,6 +380,20 @@ class Sight:
         """How many visible interactions a filter of queues, agents, media and states keeps
         (ids already decoded to primary keys of the right type)."""
         return sum(1 for pk in self.interactions if _matches(self.floor, pk, filter or {}))
+
+    def sessions_matching(self, filter: dict | None) -> list[sa.Row]:
+        """The visible sessions a filter of monitors, agents, queues, modes and states keeps
+        (ids already decoded to primary keys of the right type), newest first."""
+        filter = filter or {}
+        return sorted(
+            (
+                self.floor.sessions[pk]
+                for pk in self.sessions
+                if _session_matches(self.floor, self.floor.sessions[pk], filter)
+            ),
+            key=lambda s: (s.started_at, s.id),
+            reverse=True,
+        )
 
     def queue_activity_counts(self, queue_pk: int) -> dict[str, int]:
         states = [
@@ -291,3 +425,16 @@ def _matches(floor: Floor, pk: int, filter: dict) -> bool:
     ):
         return False
     return filter.get("states") is None or _enum(interaction.state) in filter["states"]
+
+
+def _session_matches(floor: Floor, session: sa.Row, filter: dict) -> bool:
+    for key, value in (
+        ("monitorIds", session.monitor_id),
+        ("agentIds", session.agent_id),
+        ("queueIds", floor.interactions[session.interaction_id].queue_id),
+        ("states", _enum(session.state)),
+    ):
+        if filter.get(key) is not None and value not in filter[key]:
+            return False
+    modes = filter.get("modes")
+    return modes is None or bool(set(modes) & set(floor.histories.get(session.id, ())))

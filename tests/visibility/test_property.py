@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import graphql
 from hypothesis.configuration import set_hypothesis_home_dir
 
+from app.graphql.ids import decode_node_id
 from app.graphql.schema import sdl
 from tests.visibility.checks import ResponseCheck, Tally, Violation
 from tests.visibility.conftest import VIEWERS
@@ -41,7 +42,8 @@ class Run:
     schema: graphql.GraphQLSchema
     floor: Floor
     sights: dict[str, Sight]
-    cursors: list[str]
+    cursors: dict[str, list[str]]  # by placeholder (generate.resolve)
+    session_cursors: dict[str, int]  # a monitoringSessions cursor -> its session
     tally: Tally
 
     def __post_init__(self) -> None:
@@ -71,7 +73,15 @@ class Run:
             return
         self.tally.answered += 1
         sight = self.sights[drawn.viewer]
-        ResponseCheck(self.floor, sight, drawn.viewer, rewritten, self.tally).run(body["data"])
+        ResponseCheck(
+            self.floor,
+            sight,
+            drawn.viewer,
+            rewritten,
+            self.tally,
+            self.session_cursors,
+            whole=not body.get("errors"),
+        ).run(body["data"])
 
     async def all(self, documents: tuple[Drawn, ...]) -> None:
         gate = asyncio.Semaphore(CONCURRENCY)
@@ -83,12 +93,19 @@ class Run:
         await asyncio.gather(*(guarded(seed, drawn) for seed, drawn in enumerate(documents)))
 
 
-async def _cursors(api) -> list[str]:
+async def _cursors(api) -> tuple[dict[str, list[str]], dict[str, int]]:
+    """Every cursor of the lists, by placeholder; the sessions' cursors with their sessions."""
     data = await api.data(
-        "{ interactions(first: 100) { edges { cursor } } queues(first: 100) { edges { cursor } } }",
-        user="root",
+        "{ interactions(first: 100) { edges { cursor } } queues(first: 100) { edges { cursor } }"
+        " monitoringSessions(first: 100) { edges { cursor node { id } } } }",
+        user="pbx",
     )
-    return [edge["cursor"] for connection in data.values() for edge in connection["edges"]]
+    sessions = {
+        edge["cursor"]: decode_node_id(edge["node"]["id"])[1]
+        for edge in data["monitoringSessions"]["edges"]
+    }
+    every = [edge["cursor"] for connection in data.values() for edge in connection["edges"]]
+    return {"cursor": every, "SessionCursor": sorted(sessions)}, sessions
 
 
 def _sights(floor: Floor) -> dict[str, Sight]:
@@ -96,7 +113,7 @@ def _sights(floor: Floor) -> dict[str, Sight]:
     return {key: Sight(floor, by_key[key]) for key in VIEWERS}
 
 
-def _summary(backend: str, tally: Tally, seconds: float) -> str:
+def _summary(backend: str, tally: Tally, seconds: float, drawing: float) -> str:
     objects = ", ".join(f"{name} {n}" for name, n in tally.objects.most_common())
     counts = ", ".join(f"{name} {n}" for name, n in sorted(tally.counts.items()))
     cases = ", ".join(f"{name}: {n}" for name, n in sorted(tally.cases.items()))
@@ -107,7 +124,8 @@ def _summary(backend: str, tally: Tally, seconds: float) -> str:
     return (
         f"visibility {backend}: {tally.sent} operations sent ({kinds_sent}; "
         f"{tally.skipped} generated documents skipped), {tally.answered} answered with data, "
-        f"refused {{{refused}}}, error codes {{{codes}}} in {seconds:.0f} s;"
+        f"refused {{{refused}}}, error codes {{{codes}}} in {seconds:.0f} s "
+        f"({drawing:.0f} s of them drawing the documents);"
         f"\n  objects checked {sum(tally.objects.values())}: {objects};"
         f"\n  counts compared with the oracle: {counts};"
         f"\n  edges of the rules reached: {cases};"
@@ -127,13 +145,22 @@ async def test_every_returned_object_obeys_the_visibility_rules(
         documents = await asyncio.to_thread(draw_documents, schema_sdl)
     finally:
         set_hypothesis_home_dir(None)
+    drawing = time.monotonic() - started
     rows = await read_floor(db.engine)
+    assert rows.disagreements() == [], "the rows contradict the oracle's reading of them"
+    cursors, session_cursors = await _cursors(api)
     run = Run(
-        api, graphql.build_schema(schema_sdl), rows, _sights(rows), await _cursors(api), Tally()
+        api,
+        graphql.build_schema(schema_sdl),
+        rows,
+        _sights(rows),
+        cursors,
+        session_cursors,
+        Tally(),
     )
     await run.all(documents)
     tally = run.tally
-    summary = _summary(backend, tally, time.monotonic() - started)
+    summary = _summary(backend, tally, time.monotonic() - started, drawing)
     print(summary)
 
     examples = "\n\n".join(v.describe() for v in tally.examples())
