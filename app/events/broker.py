@@ -169,16 +169,26 @@ class Broker:
         self.wake()
 
     async def subscribe(self, matches: Callable[[Event], bool]) -> tuple[Subscriber, Position]:
-        """Register; returns the subscriber and the position live delivery starts after.
+        """Register; returns the subscriber and the position live delivery starts after: the
+        events up to it committed before the call, those after it are delivered live.
 
-        Only a position the reader has read is handed out: while the log cannot be read (a
-        process started with its database unreachable), a subscriber waits, rather than
-        resume from a position that would skip what lies between."""
+        Only once the reader has read the log: while it cannot be read (a process started
+        with its database unreachable), a subscriber waits."""
         await self._position_known.wait()
         # No await from here on: registering and learning the position are one step.
         subscriber = Subscriber(matches, self._queue_limit)
         self._subscribers.add(subscriber)
-        return subscriber, self.position
+        position = self.position
+        # Events committed before now are reachable only through `after`, also those the
+        # reader has not read yet: live delivery starts after the newest one settled now. (A
+        # transaction still open now has a larger id than every settled event: nothing it
+        # commits later falls at or below that position.)
+        try:
+            position = max(position, await self._last_position())
+        except BaseException:
+            self._subscribers.discard(subscriber)
+            raise
+        return subscriber, position
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
         self._subscribers.discard(subscriber)
