@@ -588,7 +588,9 @@ def sides(generate_data: bool, sizes: list[str], with_reference: bool = True):
         side.dirty, side.imported = False, reference.imported
         if generate_data:
             theirs = reference.prepare_database(side.database, sizes)
-            if theirs != counts:
+            # Tables the reference does not have yet (an audit trail of the same sessions)
+            # are not data the workload reads: compare what both sides have.
+            if theirs != {table: n for table, n in counts.items() if table in theirs}:
                 raise SystemExit(
                     f"the reference's generate.py made other data than the current one "
                     f"(rows {theirs} against {counts}): the comparison would not be fair; "

@@ -21,6 +21,7 @@ from app.models import (
     Division,
     EventLogEntry,
     Interaction,
+    MonitoringModeChange,
     MonitoringSession,
     Participant,
     Queue,
@@ -207,6 +208,11 @@ def _rows(sizes, rnd: random.Random, now: datetime):
         Interaction: interactions,
         Participant: participants,
         MonitoringSession: sessions,
+        # Every session's audit trail starts with its mode (MONITOR) at its start.
+        MonitoringModeChange: [
+            {"session_id": row["id"], "mode": "MONITOR", "at": row["started_at"]}
+            for row in sessions
+        ],
     }
 
 
@@ -223,7 +229,16 @@ async def _fill(url: str, sizes, seed: int) -> dict:
         # The event log first: it refers to sessions of a previous run.
         await session.exec(sa.delete(EventLogEntry))
         for model in reversed(
-            (Division, User, Queue, QueueMember, Interaction, Participant, MonitoringSession)
+            (
+                Division,
+                User,
+                Queue,
+                QueueMember,
+                Interaction,
+                Participant,
+                MonitoringSession,
+                MonitoringModeChange,
+            )
         ):
             await session.exec(sa.delete(model))
         for model, values in rows.items():
