@@ -136,6 +136,50 @@ MODES_STATEMENT = (
 )
 
 
+def _records(rows: Sequence[sa.Row], modes: dict[int, list]):
+    """Each session's values in FIELDS' order; `modes` as (mode, at) pairs."""
+    for (
+        pk,
+        interaction,
+        external_id,
+        media_type,
+        queue,
+        supervisor,
+        agent,
+        started_at,
+        ended_at,
+        end_reason,
+        state,
+    ) in rows:
+        yield (
+            encode_id("MonitoringSession", pk),
+            encode_id("Interaction", interaction),
+            external_id,
+            media_type,
+            queue,
+            supervisor,
+            agent,
+            modes.get(pk, ()),
+            started_at,
+            ended_at,
+            end_reason,
+            state,
+        )
+
+
+def _csv_row(values: tuple) -> tuple:
+    """A record as a CSV row: the modes in one column, blanks for what is not there yet."""
+    names, (modes, started_at, ended_at, end_reason, state) = values[:7], values[7:]
+    return (
+        *names,
+        ";".join(f"{mode}@{at}" for mode, at in modes),
+        started_at,
+        ended_at or "",
+        end_reason or "",
+        state,
+    )
+
+
 class _Csv:
     def __init__(self, out: BinaryIO) -> None:
         self._out = out
@@ -153,35 +197,7 @@ class _Csv:
         self._flush()
 
     def write(self, rows: Sequence[sa.Row], modes: dict[int, list]) -> None:
-        self._csv.writerows(
-            (
-                encode_id("MonitoringSession", pk),
-                encode_id("Interaction", interaction),
-                external_id,
-                media_type,
-                queue,
-                supervisor,
-                agent,
-                ";".join(f"{mode}@{at}" for mode, at in modes.get(pk, ())),
-                started_at,
-                ended_at or "",
-                end_reason or "",
-                state,
-            )
-            for (
-                pk,
-                interaction,
-                external_id,
-                media_type,
-                queue,
-                supervisor,
-                agent,
-                started_at,
-                ended_at,
-                end_reason,
-                state,
-            ) in rows
-        )
+        self._csv.writerows(_csv_row(values) for values in _records(rows, modes))
         self._flush()
 
     def end(self) -> None:
@@ -202,38 +218,11 @@ class _Json:
         # Each object into one buffer as soon as it is encoded: orjson gives every one 4 KB
         # (a partition's list of them would be 4 MB for 0.4 MB of text).
         buffer = self._bytes
-        for (
-            pk,
-            interaction,
-            external_id,
-            media_type,
-            queue,
-            supervisor,
-            agent,
-            started_at,
-            ended_at,
-            end_reason,
-            state,
-        ) in rows:
+        for values in _records(rows, modes):
+            record = dict(zip(FIELDS, values, strict=True))
+            record["modes"] = [{"mode": mode, "at": at} for mode, at in record["modes"]]
             buffer.write(self._separator)
-            buffer.write(
-                orjson.dumps(
-                    {
-                        "session": encode_id("MonitoringSession", pk),
-                        "interaction": encode_id("Interaction", interaction),
-                        "externalId": external_id,
-                        "mediaType": media_type,
-                        "queue": queue,
-                        "supervisor": supervisor,
-                        "agent": agent,
-                        "modes": [{"mode": mode, "at": at} for mode, at in modes.get(pk, ())],
-                        "startedAt": started_at,
-                        "endedAt": ended_at,
-                        "endReason": end_reason,
-                        "state": state,
-                    }
-                )
-            )
+            buffer.write(orjson.dumps(record))
             self._separator = b",\n"
         self._out.write(buffer.getvalue())
         self._out.flush()

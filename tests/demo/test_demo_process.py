@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import time
+from contextlib import contextmanager
 from types import SimpleNamespace
 
 import httpx
@@ -16,33 +17,43 @@ from tests.ops.test_graphiql import headless_chromium, open_graphiql, response_t
 from tests.servers import BINOCULAR, free_port
 
 
-@pytest.fixture
-def demo(tmp_path):
+@contextmanager
+def running_demo(tmp_path, *options: str, start_seconds: float = 60):
+    """A `binocular demo` process (with `options`) in `tmp_path`, once it answers /healthz;
+    killed on the way out if it still runs."""
     port = free_port()
     output = tmp_path / "output.txt"
     env = {k: v for k, v in os.environ.items() if not k.startswith("BINOCULAR_")}
     with open(output, "w") as out:
         process = subprocess.Popen(
-            [BINOCULAR, "demo", "--port", str(port)],
+            [BINOCULAR, "demo", "--port", str(port), *options],
             cwd=tmp_path,
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        assert process.poll() is None, output.read_text()
-        assert time.monotonic() < deadline, "the demo did not become healthy"
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    yield SimpleNamespace(url=url, port=port, process=process, output=output)
-    if process.poll() is None:
-        process.kill()
-        process.wait()
+    deadline = time.monotonic() + start_seconds
+    try:
+        while True:
+            assert process.poll() is None, output.read_text()
+            assert time.monotonic() < deadline, "the demo did not become healthy"
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        yield SimpleNamespace(url=url, port=port, process=process, output=output)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture
+def demo(tmp_path):
+    with running_demo(tmp_path) as running:
+        yield running
 
 
 def printed_address(demo, name: str) -> str:

@@ -10,19 +10,15 @@ are used up, places one through the README's own `Place` and `Connect` as the te
 platform, which the simulator never ends. Every wait is bounded.
 """
 
-import os
 import re
-import subprocess
 import textwrap
 import time
-from types import SimpleNamespace
 
 import httpx
 import pytest
 from graphql import OperationDefinitionNode, parse
 
-from tests.demo.test_demo_process import printed_address
-from tests.servers import BINOCULAR, free_port
+from tests.demo.test_demo_process import printed_address, running_demo
 
 NEWCOMER = "## For the newcomer: the demo"
 RATE = "2"  # new interactions per second: North's agents are busy from the first seconds
@@ -53,32 +49,8 @@ def walkthrough(repo_root) -> dict[str, str]:
 @pytest.fixture
 def busy_demo(tmp_path):
     """`binocular demo` as in tests/demo/test_demo_process.py, with more traffic."""
-    port = free_port()
-    output = tmp_path / "output.txt"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BINOCULAR_")}
-    with open(output, "w") as out:
-        process = subprocess.Popen(
-            [BINOCULAR, "demo", "--port", str(port), "--rate", RATE],
-            cwd=tmp_path,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + START_SECONDS
-    try:
-        while True:
-            assert process.poll() is None, output.read_text()
-            assert time.monotonic() < deadline, "the demo did not become healthy"
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        yield SimpleNamespace(url=url, port=port, process=process, output=output)
-    finally:
-        process.kill()
-        process.wait()
+    with running_demo(tmp_path, "--rate", RATE, start_seconds=START_SECONDS) as running:
+        yield running
 
 
 class Walk:
