@@ -29,6 +29,10 @@ class Settings(BaseSettings):
     # "*" for any.
     allowed_origins: Annotated[list[str], NoDecode] = []
     log_level: str = "INFO"
+    # Compute every shared live view update again for each subscriber alone and count the
+    # differences (binocular_live_view_sharing_mismatches): a check for tests and canaries,
+    # at the cost of sharing nothing.
+    live_view_verify_sharing: bool = False
 
     @field_validator("allowed_origins", mode="before")
     @classmethod

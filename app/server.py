@@ -28,6 +28,8 @@ from app.events.broker import Broker
 from app.events.retention import keep_window
 from app.graphql.context import Context
 from app.graphql.http import GraphQLResponseJson
+from app.graphql.live.engine import LiveViews
+from app.graphql.live.transport import TransportHandler
 from app.graphql.schema import schema
 from app.ops.edge import BodyLimit, RequestContext
 from app.ops.health import Readiness
@@ -39,6 +41,8 @@ TOKEN_EXPIRED = 4403
 
 
 class _Router(GraphQLResponseJson, GraphQLRouter):
+    graphql_transport_ws_handler_class = TransportHandler
+
     def __init__(self, *args, websockets: weakref.WeakSet, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._websockets = websockets
@@ -98,6 +102,7 @@ def create_app(settings: Settings) -> FastAPI:
     db = Database(settings.database_url, settings.pool_size)
     broker = Broker(db, poll_seconds=settings.event_poll_seconds)
     metrics = Metrics(broker)
+    live_views = LiveViews(db, broker, metrics, verify_sharing=settings.live_view_verify_sharing)
     readiness = Readiness(db)
     websockets: weakref.WeakSet[WebSocket] = weakref.WeakSet()
 
@@ -119,11 +124,12 @@ def create_app(settings: Settings) -> FastAPI:
                 retention.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await retention
+            await live_views.stop()
             await broker.stop()
             await db.dispose()
 
     async def context() -> Context:
-        return Context(db, broker, metrics, settings.jwt_secret)
+        return Context(db, broker, metrics, settings.jwt_secret, live_views)
 
     router = _Router(
         schema,
@@ -141,6 +147,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(router, prefix="/graphql")
     app.mount(ide.ASSETS_URL, ide.Assets(), name="graphiql-assets")
     app.state.db, app.state.broker, app.state.metrics = db, broker, metrics
+    app.state.live_views = live_views
     app.state.websockets = websockets
 
     @app.get("/healthz", include_in_schema=False)

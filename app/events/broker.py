@@ -104,9 +104,15 @@ class SlowSubscriber(Exception):
 
 
 class Subscriber:
-    def __init__(self, matches: Callable[[Event], bool], limit: int) -> None:
+    def __init__(
+        self,
+        matches: Callable[[Event], bool],
+        limit: int,
+        notify: Callable[[], None] | None = None,
+    ) -> None:
         self.matches = matches
         self._queue: asyncio.Queue[Event | None] = asyncio.Queue(maxsize=limit)
+        self._notify = notify
         self.overflowed = False
 
     def offer(self, event: Event) -> None:
@@ -120,12 +126,24 @@ class Subscriber:
             while not self._queue.empty():
                 self._queue.get_nowait()
             self._queue.put_nowait(None)
+        if self._notify is not None:
+            self._notify()
 
     async def next(self) -> Event:
         event = await self._queue.get()
         if event is None:
             raise SlowSubscriber
         return event
+
+    def drain(self) -> list[Event]:
+        """Every event queued now, without waiting (for a consumer woken by `notify`)."""
+        events = []
+        while not self._queue.empty():
+            event = self._queue.get_nowait()
+            if event is None:
+                raise SlowSubscriber
+            events.append(event)
+        return events
 
 
 class Broker:
@@ -168,7 +186,9 @@ class Broker:
     def on_commit(self, _recorded: list) -> None:
         self.wake()
 
-    async def subscribe(self, matches: Callable[[Event], bool]) -> tuple[Subscriber, Position]:
+    async def subscribe(
+        self, matches: Callable[[Event], bool], notify: Callable[[], None] | None = None
+    ) -> tuple[Subscriber, Position]:
         """Register; returns the subscriber and the position live delivery starts after: the
         events up to it committed before the call, those after it are delivered live.
 
@@ -176,7 +196,7 @@ class Broker:
         with its database unreachable), a subscriber waits."""
         await self._position_known.wait()
         # No await from here on: registering and learning the position are one step.
-        subscriber = Subscriber(matches, self._queue_limit)
+        subscriber = Subscriber(matches, self._queue_limit, notify)
         self._subscribers.add(subscriber)
         position = self.position
         # Events committed before now are reachable only through `after`, also those the

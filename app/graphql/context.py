@@ -5,6 +5,7 @@ import copy
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from graphql import GraphQLError
@@ -17,6 +18,9 @@ from app.graphql.loaders import Loaders, RowLoaders
 from app.models import User
 from app.ops.metrics import Metrics
 
+if TYPE_CHECKING:
+    from app.graphql.live.engine import LiveViews
+
 
 def unauthenticated() -> GraphQLError:
     return GraphQLError(
@@ -26,10 +30,18 @@ def unauthenticated() -> GraphQLError:
 
 
 class Context(BaseContext):
-    def __init__(self, db: Database, broker: Broker, metrics: Metrics, jwt_secret: str) -> None:
+    def __init__(
+        self,
+        db: Database,
+        broker: Broker,
+        metrics: Metrics,
+        jwt_secret: str,
+        live_views: "LiveViews | None" = None,
+    ) -> None:
         super().__init__()
         self.db = db
         self.broker = broker
+        self.live_views = live_views
         self.metrics = metrics
         self._jwt_secret = jwt_secret
         self._viewer: User | None = None
@@ -120,6 +132,14 @@ class Context(BaseContext):
             yield
         finally:
             await self.forget_reads()
+
+    def for_live_update(self, viewer: User, loaders: Loaders) -> "Context":
+        """A context for one live view update: the viewer as the directory has them now, and
+        loaders over the batch's shared rows (app/graphql/live)."""
+        update = copy.copy(self)
+        update._viewer = viewer
+        update._loaders = loaders
+        return update
 
     def share_reads(self, shared: RowLoaders) -> None:
         """Read rows through loaders (and their snapshot) shared with other subscribers of

@@ -44,6 +44,11 @@ class ErrorCodes(MaskErrors):
             extensions={"code": "INTERNAL_SERVER_ERROR"},
         )
 
+    def process(self, errors: list[GraphQLError]) -> list[GraphQLError]:
+        """The errors as a client is sent them (for results sent outside Strawberry's
+        pipeline: live views)."""
+        return self._process_errors(errors)
+
     def _process_result(self, result: object) -> None:
         # Strawberry's version tests a runtime-checkable Protocol, which cost more than
         # anything else here for each event sent to each subscriber.

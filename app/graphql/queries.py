@@ -11,6 +11,7 @@ from app.graphql.enums import InteractionState, MediaType, MonitoringMode, Monit
 from app.graphql.errors import bad_user_input
 from app.graphql.ids import RowId, decode_cursor, decode_id, decode_node_id, encode_cursor
 from app.graphql.prefetch import prefetch_interactions, selected_names, settled
+from app.graphql.screens import read_panel, read_queue_activity
 from app.graphql.types import (
     Division,
     Info,
@@ -26,17 +27,12 @@ from app.graphql.types import (
     Participant,
     Queue,
     QueueActivity,
-    QueueAgent,
     QueueConnection,
     QueueEdge,
     User,
 )
-from app.models.enums import InteractionState as State
-from app.models.enums import MonitoringState as SessionState
 from app.models.enums import (
     ParticipantPurpose,
-    ParticipantState,
-    Presence,
 )
 
 DEFAULT_PAGE = 25
@@ -273,32 +269,7 @@ class Query:
         queue = await info.context.loaders.queue.load(pk) if pk is not None else None
         if queue is None or not info.context.loaders.policy.queue.check(queue):
             return None
-        I, U, M = models.Interaction, models.User, models.QueueMember
-        as_of = datetime.now(UTC)
-        in_progress = await _rows(
-            info,
-            sa.select(I.__table__)
-            .where(I.queue_id == queue.id, I.state.in_([State.WAITING, State.CONNECTED]))
-            .order_by(I.started_at, I.id),
-        )
-        agents = await _rows(
-            info,
-            sa.select(U.__table__)
-            .join(M, M.user_id == U.id)
-            .where(M.queue_id == queue.id, U.presence == Presence.ON_QUEUE)
-            .order_by(U.name, U.id),
-        )
-        wanted = selected_names(info)
-        await prefetch_interactions(info.context.loaders, in_progress, wanted)
-        if agents and "interactions" in wanted:
-            await info.context.loaders.agent_interactions.load_many([u.id for u in agents])
-        return QueueActivity(
-            queue=Queue.of(queue),
-            as_of=as_of,
-            waiting=[Interaction.of(r) for r in in_progress if r.state == State.WAITING],
-            interacting=[Interaction.of(r) for r in in_progress if r.state == State.CONNECTED],
-            on_queue_agents=[QueueAgent(agent=User.of(u)) for u in agents],
-        )
+        return await read_queue_activity(info.context.loaders, queue, selected_names(info))
 
     @strawberry.field(
         description="Performance > Interactions: newest first. `first` defaults to 25, at most 100."
@@ -402,36 +373,7 @@ class Query:
     )
     async def interaction_panel(self, info: Info) -> list[PanelEntry]:
         viewer = await info.context.require_viewer()
-        I, P, S = models.Interaction, models.Participant, models.MonitoringSession
-        handled = await _rows(
-            info,
-            sa.select(I.__table__)
-            .join(P, P.interaction_id == I.id)
-            .where(
-                P.user_id == viewer.id,
-                P.purpose == ParticipantPurpose.AGENT,
-                P.state == ParticipantState.CONNECTED,
-                I.state != State.ENDED,
-            ),
-        )
-        monitored = await _rows(
-            info,
-            sa.select(S.__table__).where(S.monitor_id == viewer.id, S.state == SessionState.ACTIVE),
-        )
-        loaders = info.context.loaders
-        watched = await loaders.interaction.load_many([s.interaction_id for s in monitored])
-        await prefetch_interactions(loaders, [*handled, *watched], selected_names(info))
-        entries = {
-            row.id: PanelEntry(interaction=Interaction.of(row), monitoring=False, session=None)
-            for row in handled
-        }
-        for session_row, row in zip(monitored, watched, strict=True):
-            entries[row.id] = PanelEntry(
-                interaction=Interaction.of(row),
-                monitoring=True,
-                session=MonitoringSession.of(session_row),
-            )
-        return sorted(entries.values(), key=lambda e: (e.interaction.started_at, e.interaction.pk))
+        return await read_panel(info.context.loaders, viewer.id, selected_names(info))
 
 
 def _page_info(edges: list, has_next: bool, after: str | None) -> PageInfo:

@@ -5,9 +5,11 @@ import asyncio
 import weakref
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
+from contextvars import ContextVar
 from datetime import datetime
 from typing import Annotated
 
+import orjson
 import sqlalchemy as sa
 import strawberry
 from graphql import ExecutionResult, GraphQLError, OperationDefinitionNode
@@ -18,15 +20,31 @@ from app.events.broker import Batch, CursorExpired, Event, Position, SlowSubscri
 from app.graphql.enums import InteractionEventKind, MonitoringEventKind, Presence
 from app.graphql.execution import PlainLeaves
 from app.graphql.ids import decode_cursor, decode_id, encode_cursor
+from app.graphql.live.transport import SLOW_SUBSCRIBER_CLOSE, Sink, current_operation
+from app.graphql.live.views import (
+    InteractionView,
+    PanelView,
+    QueueActivityView,
+    View,
+    not_found,
+)
 from app.graphql.loaders import RowLoaders
-from app.graphql.prefetch import now_or_later
-from app.graphql.types import Info, Interaction, MonitoringSession, User
+from app.graphql.prefetch import now_or_later, selected_names
+from app.graphql.types import (
+    Info,
+    Interaction,
+    MonitoringSession,
+    PanelEntry,
+    QueueActivityUpdate,
+    User,
+)
 from app.models import User as UserRow
 from app.models.enums import INTERACTION_EVENTS, MONITORING_EVENTS, EventKind
 from app.visibility import Policy
 
-# Close code for a subscriber that fell too far behind: it resumes with its last cursor.
-SLOW_SUBSCRIBER_CLOSE = 4008
+# The executor of the subscription operation the current task runs: a live view executes
+# its document again for each update (see SharedAnswers.build_resolve_info).
+_subscription_executor: ContextVar = ContextVar("subscription_executor", default=None)
 
 
 class _SharedWork:
@@ -180,12 +198,37 @@ def _node_filter(value: strawberry.ID | None, type_name: str) -> int | None:
     return decode_id(value, type_name) or -1
 
 
+async def _live(info: Info, view_of) -> None:
+    """Serve a live view to this subscription until it ends. `view_of(document, wanted)`
+    builds the view of the subscribed document."""
+    operation = current_operation.get()
+    executor = _subscription_executor.get()
+    if operation is None or executor is None:  # not over graphql-transport-ws
+        raise GraphQLError(
+            "Live views are served over WebSocket.", extensions={"code": "BAD_REQUEST"}
+        )
+    document = (
+        operation.query,
+        operation.operation_name,
+        orjson.dumps(operation.variables or {}, option=orjson.OPT_SORT_KEYS),
+    )
+    view: View = view_of(document, selected_names(info))
+    viewer = info.context.authenticated_viewer
+    await info.context.forget_reads()  # a live view holds no snapshot between updates
+    await info.context.live_views.follow(view, info.context, executor, Sink(operation), viewer)
+
+
 class SharedAnswers(PlainLeaves):
     """Executes a subscription event once for all the subscribers that would get the same
     answer: the same operation and variables, and the same viewer (everything a payload
     depends on besides the event). Thousands of supervisors watching the same floor then
     cost a few executions per event instead of one each, which bounded delivery. Executions
     for one batch read its rows, in its snapshot, side by side (see _SharedWork)."""
+
+    def build_resolve_info(self, field_def, field_nodes, parent_type, path):
+        if path.prev is None and parent_type is self.schema.subscription_type:
+            _subscription_executor.set(self)
+        return super().build_resolve_info(field_def, field_nodes, parent_type, path)
 
     def execute_operation(self, serially: bool | None = None):
         shared = getattr(self.root_value, "shared_work", None)
@@ -418,3 +461,54 @@ class Subscription:
         async with aclosing(_follow(info, matches, after)) as events:
             async for event in events:
                 yield PresenceEvent.of(info, event)
+
+    @strawberry.subscription(
+        description="Performance > Queue activity, live: the whole view first, then each "
+        "committed change as a delta.\nApplying every update in order to the snapshot gives "
+        "exactly what queueActivity returns at the update's cursor."
+    )
+    async def queue_activity_changed(
+        self,
+        info: Info,
+        queue_id: Annotated[
+            strawberry.ID,
+            strawberry.argument(
+                description="The queue to watch (one the viewer sees in its own right)."
+            ),
+        ],
+    ) -> AsyncGenerator[QueueActivityUpdate, None]:
+        await info.context.require_viewer()
+        pk = decode_id(queue_id, "Queue")
+        queue = await info.context.loaders.queue.load(pk) if pk is not None else None
+        if queue is None or not info.context.loaders.policy.queue.check(queue):
+            raise not_found("queue")
+        await _live(info, lambda document, wanted: QueueActivityView(pk, document, wanted))
+        return
+        yield  # updates are written to the socket by the live view, not yielded
+
+    @strawberry.subscription(
+        description="Interaction details, live: the interaction on subscribing, then again "
+        "after each committed change of it, until its final state (ended) has been sent."
+    )
+    async def interaction_updated(
+        self,
+        info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="The interaction's id.")],
+    ) -> AsyncGenerator[Interaction, None]:
+        await info.context.require_viewer()
+        pk = decode_id(id, "Interaction")
+        if pk is None or not await info.context.loaders.visible_interaction.load(pk):
+            raise not_found("interaction")
+        await _live(info, lambda document, wanted: InteractionView(pk, document, wanted))
+        return
+        yield  # updates are written to the socket by the live view, not yielded
+
+    @strawberry.subscription(
+        description="The viewer's interaction panel, live: whole on subscribing, then whole "
+        "again after each change of it."
+    )
+    async def interaction_panel_changed(self, info: Info) -> AsyncGenerator[list[PanelEntry], None]:
+        viewer = await info.context.require_viewer()
+        await _live(info, lambda document, wanted: PanelView(viewer.id, document, wanted))
+        return
+        yield  # updates are written to the socket by the live view, not yielded

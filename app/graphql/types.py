@@ -502,3 +502,36 @@ class PanelEntry:
     session: MonitoringSession | None = strawberry.field(
         description="The viewer's monitoring session, where monitoring is true."
     )
+
+
+@strawberry.type(
+    description="A change of one queue's activity. The first update carries the whole view in "
+    "`snapshot`; each later one carries what changed since the previous update."
+)
+class QueueActivityUpdate:
+    cursor: str = strawberry.field(
+        description="Opaque, increasing: the point of the event log this view reflects."
+    )
+    snapshot: QueueActivity | None = strawberry.field(
+        description="The whole view: in the first update, and whenever the server starts the "
+        "client over (deltas are then empty)."
+    )
+    changed: list[Interaction] = strawberry.field(
+        description="Interactions that entered the view or changed, as they are now: place them "
+        "by `state` (WAITING or CONNECTED), oldest first by `startedAt`."
+    )
+    removed: list[strawberry.ID] = strawberry.field(
+        description="Ids of interactions that left the view (they ended)."
+    )
+    agents_changed: list[QueueAgent] = strawberry.field(
+        description="On Queue agents who joined the list, or whose interactions changed, as they "
+        "are now: the list is by name."
+    )
+    agents_removed: list[strawberry.ID] = strawberry.field(
+        description="User ids of agents who left the On Queue list."
+    )
+    waiting_count: int = strawberry.field(description="How many interactions wait now.")
+    interacting_count: int = strawberry.field(
+        description="How many interactions have an agent now."
+    )
+    on_queue_agent_count: int = strawberry.field(description="How many members are On Queue now.")

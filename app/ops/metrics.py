@@ -70,6 +70,42 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.live_view_subscribers = Gauge(
+            "binocular_live_view_subscribers",
+            "Subscribers of live views (queueActivityChanged, interactionUpdated, "
+            "interactionPanelChanged) on this process.",
+            registry=self.registry,
+        )
+        self.live_view_executions = Counter(
+            "binocular_live_view_executions",
+            "Live view updates computed: one per group of subscribers with the same answer.",
+            ["view"],
+            registry=self.registry,
+        )
+        self.live_view_deliveries = Counter(
+            "binocular_live_view_deliveries",
+            "Live view updates written to subscribers' sockets, one per subscriber.",
+            ["view"],
+            registry=self.registry,
+        )
+        self.live_view_bytes = Counter(
+            "binocular_live_view_bytes",
+            "Bytes of live view frames written to subscribers' sockets.",
+            ["view"],
+            registry=self.registry,
+        )
+        self.live_view_sharing_checks = Counter(
+            "binocular_live_view_sharing_checks",
+            "Shared live view updates computed again for one subscriber alone "
+            "(BINOCULAR_LIVE_VIEW_VERIFY_SHARING).",
+            registry=self.registry,
+        )
+        self.live_view_sharing_mismatches = Counter(
+            "binocular_live_view_sharing_mismatches",
+            "Shared live view updates that differed from the subscriber's own: a defect.",
+            registry=self.registry,
+        )
+
     @staticmethod
     def route(path: str) -> str:
         """A bounded label: unknown paths are one route."""

@@ -1,0 +1,1 @@
+"""Live views: queue activity, interaction details and the panel, pushed on commit."""

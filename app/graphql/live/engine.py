@@ -1,0 +1,326 @@
+"""Runs the live views of one process: one task reads the batches of events the broker hands
+it, and for each batch computes each affected view's update once per group of subscribers
+who get the same answer (app/graphql/live/views.py), encodes it once and writes it to every
+socket of the group (app/graphql/live/transport.py).
+
+A subscriber is sent its snapshot by the same task, between batches: every update that
+follows reflects at least what the snapshot did, so none can be missed or come first. The
+task subscribes to the broker while there are live views, and only then.
+"""
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+
+import orjson
+import sqlalchemy as sa
+from graphql import GraphQLError
+
+from app.db import Database
+from app.events.broker import Broker, Event, Position, SlowSubscriber
+from app.graphql.errors import ErrorCodes
+from app.graphql.ids import encode_cursor
+from app.graphql.live.transport import Sink, SlowSocket
+from app.graphql.live.views import Batch, Snapshot, Update, View, viewer_class
+from app.graphql.loaders import Loaders, RowLoaders
+from app.models import User
+from app.ops.metrics import Metrics
+
+logger = logging.getLogger("binocular.live")
+
+
+def _matches(event: Event) -> bool:
+    return True
+
+
+@dataclass(eq=False)
+class Member:
+    """One subscriber of a live view."""
+
+    view: View
+    sink: Sink
+    context: object  # the subscription's Context
+    executor: object  # the subscription operation's graphql-core executor
+    viewer: User  # as the directory had them at the last update
+    done: asyncio.Future = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+    # Its snapshot has been sent: updates follow.
+    ready: bool = False
+
+    def finish(self, outcome: GraphQLError | None = None) -> None:
+        if not self.done.done():
+            self.done.set_result(outcome)
+
+    @property
+    def gone(self) -> bool:
+        return self.done.done() or not self.sink.open
+
+
+@dataclass
+class _Group:
+    key: tuple
+    members: list[Member]
+
+
+class LiveViews:
+    def __init__(
+        self, db: Database, broker: Broker, metrics: Metrics, verify_sharing: bool = False
+    ) -> None:
+        self._db = db
+        self._broker = broker
+        self._metrics = metrics
+        self._verify_sharing = verify_sharing
+        self._views: dict[tuple, View] = {}
+        self._pending: list[Member] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task | None = None
+        self._subscriber = None
+        self._subscribing = asyncio.Lock()
+        self._position: Position | None = None
+        self._errors = ErrorCodes()
+        metrics.live_view_subscribers.set_function(
+            lambda: sum(len(view.members) for view in self._views.values())
+        )
+
+    async def follow(self, view: View, context, executor, sink: Sink, viewer: User) -> None:
+        """Serve `view` to one subscriber until it ends: returns when the view completes,
+        raises the GraphQLError it ends with."""
+        async with self._subscribing:  # one broker subscription, however many arrive at once
+            if self._subscriber is None:
+                self._subscriber, self._position = await self._broker.subscribe(
+                    _matches, notify=self._wake.set
+                )
+        view = self._views.setdefault(view.key, view)
+        member = Member(view, sink, context, executor, viewer)
+        view.members.add(member)
+        self._pending.append(member)
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="live-views")
+        self._wake.set()
+        try:
+            outcome = await member.done
+        finally:
+            view.members.discard(member)
+            if not view.members and self._views.get(view.key) is view:
+                del self._views[view.key]
+        if outcome is not None:
+            raise outcome
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        self._release()
+
+    def _release(self) -> None:
+        if self._subscriber is not None:
+            self._broker.unsubscribe(self._subscriber)
+            self._subscriber = None
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            try:
+                await self._step()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a failed update must not end every live view: start over
+                logger.exception("a live view update failed; sending new snapshots")
+                self._restart_all()
+                await asyncio.sleep(0.5)
+                self._wake.set()
+
+    def _restart_all(self) -> None:
+        self._pending = [m for view in self._views.values() for m in view.members]
+        for member in self._pending:
+            member.ready = False
+
+    async def _step(self) -> None:
+        if self._subscriber is None:
+            return
+        try:
+            events = self._subscriber.drain()
+        except SlowSubscriber:  # the broker dropped what it had queued: start everyone over
+            self._release()
+            self._subscriber, self._position = await self._broker.subscribe(
+                _matches, notify=self._wake.set
+            )
+            self._restart_all()
+            events = []
+        pending, self._pending = self._pending, []
+        pending = [m for m in pending if not m.gone]
+        if pending:
+            await self._send_snapshots(pending)
+        if events:
+            await self._apply(events)
+            self._position = events[-1].position
+        if not self._views and not self._pending:
+            self._release()
+
+    def _cursor(self, position: Position) -> str:
+        return encode_cursor("event", *position)
+
+    async def _viewers(self, reads: RowLoaders, members: list[Member]) -> dict[int, User]:
+        """The members' viewers as the directory has them now: one statement."""
+        ids = sorted({m.viewer.id for m in members})
+        async with self._db.single_read() as session:
+            found = await session.exec(sa.select(User).where(User.id.in_(ids)))
+            return {user.id: user for user in found.scalars()}
+
+    async def _send_snapshots(self, pending: list[Member]) -> None:
+        reads = RowLoaders(self._db)
+        try:
+            viewers = await self._viewers(reads, pending)
+            cursor = self._cursor(self._position)
+            by_view: dict[int, list[Member]] = {}
+            for member in pending:
+                by_view.setdefault(id(member.view), []).append(member)
+            for members in by_view.values():
+                view = members[0].view
+                for group in await self._groups(view, members, viewers, reads):
+                    await self._snapshot_group(view, group, viewers, reads, cursor)
+        finally:
+            await reads.close()
+
+    async def _snapshot_group(self, view, group: _Group, viewers, reads, cursor: str) -> None:
+        viewer = viewers[group.members[0].viewer.id]
+        loaders = Loaders(self._db, viewer, reads)
+        update = await view.snapshot(loaders, cursor)
+        if isinstance(update, GraphQLError):
+            for member in group.members:
+                member.finish(update)
+            return
+        payload = await self._deliver(view, group, viewer, loaders, update)
+        if self._verify_sharing and len(group.members) > 1:
+            await self._verify(view, group, None, viewers, reads, cursor, payload)
+        for member in group.members:
+            member.ready = True
+            if update.final:
+                member.finish()
+
+    async def _groups(self, view: View, members: list[Member], viewers, reads) -> list[_Group]:
+        """Members split into groups with the same answer; a member whose viewer left the
+        directory is ended."""
+        present = []
+        for member in members:
+            if member.viewer.id not in viewers:
+                member.finish(
+                    GraphQLError(
+                        "Your user is no longer in the directory.",
+                        extensions={"code": "UNAUTHENTICATED"},
+                    )
+                )
+            else:
+                present.append(member)
+        if not present:
+            return []
+        involved = await view.involved(
+            Loaders(self._db, viewers[present[0].viewer.id], reads), {m.viewer.id for m in present}
+        )
+        groups: dict[tuple, _Group] = {}
+        for member in present:
+            key = view.group_key(viewers[member.viewer.id], involved)
+            groups.setdefault(key, _Group(key, [])).members.append(member)
+        return list(groups.values())
+
+    async def _apply(self, events: list[Event]) -> None:
+        reads = RowLoaders(self._db)
+        try:
+            batch = Batch(events, reads)
+            cursor = self._cursor(batch.position)
+            views = list(self._views.values())
+            ready = [m for view in views for m in view.members if m.ready and not m.gone]
+            if not ready:
+                return
+            viewers = await self._viewers(reads, ready)
+            for view in views:
+                members = [m for m in view.members if m.ready and not m.gone]
+                # A viewer moved to another division, role or permissions: start them over.
+                for member in members:
+                    now = viewers.get(member.viewer.id)
+                    if now is not None and viewer_class(now) != viewer_class(member.viewer):
+                        member.ready = False
+                        member.viewer = now
+                        self._pending.append(member)
+                        self._wake.set()
+                members = [m for m in members if m.ready]
+                if not members or not view.may_change(batch):
+                    continue
+                for group in await self._groups(view, members, viewers, reads):
+                    viewer = viewers[group.members[0].viewer.id]
+                    loaders = Loaders(self._db, viewer, reads)
+                    update = await view.update(batch, loaders, cursor)
+                    if isinstance(update, Snapshot):
+                        update = await view.snapshot(loaders, cursor)
+                        if isinstance(update, GraphQLError):
+                            for member in group.members:
+                                member.finish(update)
+                            continue
+                    if update is None:
+                        continue
+                    payload = await self._deliver(view, group, viewer, loaders, update)
+                    if self._verify_sharing and len(group.members) > 1:
+                        await self._verify(view, group, batch, viewers, reads, cursor, payload)
+                    if update.final:
+                        for member in group.members:
+                            member.finish()
+        finally:
+            await reads.close()
+
+    async def _execute(
+        self, member: Member, viewer: User, loaders: Loaders, root, counted: bool = True
+    ) -> str:
+        """The member's document on `root`, for `viewer`, encoded as a `next` payload."""
+        executor = member.executor.build_per_event_executor(root)
+        executor.context_value = member.context.for_live_update(viewer, loaders)
+        result = executor.execute_operation(False)
+        if executor.is_awaitable(result):
+            result = await result
+        if counted:
+            self._metrics.live_view_executions.labels(view=member.view.kind).inc()
+        payload = {"data": result.data}
+        if result.errors:
+            payload["errors"] = [e.formatted for e in self._errors.process(result.errors)]
+        return orjson.dumps(payload).decode()
+
+    async def _deliver(self, view, group: _Group, viewer, loaders, update: Update) -> str:
+        """Execute once, encode once, write to every member's socket; the payload."""
+        payload = await self._execute(group.members[0], viewer, loaders, update.root)
+        sent = 0
+        delivered = 0
+        for member in group.members:
+            try:
+                written = await member.sink.send(payload)
+            except SlowSocket:
+                member.finish()
+                continue
+            if written:
+                sent += written
+                delivered += 1
+        self._metrics.live_view_deliveries.labels(view=view.kind).inc(delivered)
+        self._metrics.live_view_bytes.labels(view=view.kind).inc(sent)
+        return payload
+
+    async def _verify(self, view, group, batch, viewers, reads, cursor, shared: str) -> None:
+        """Compute each member's update alone, as if nobody shared it, and compare it with
+        the shared one (BINOCULAR_LIVE_VIEW_VERIFY_SHARING: a check for tests and canaries)."""
+        for member in group.members:
+            viewer = viewers[member.viewer.id]
+            loaders = Loaders(self._db, viewer, reads)
+            own = await view.update(batch, loaders, cursor) if batch is not None else None
+            if batch is None or isinstance(own, Snapshot):
+                own = await view.snapshot(loaders, cursor)
+            alone = (
+                await self._execute(member, viewer, loaders, own.root, counted=False)
+                if isinstance(own, Update)
+                else None
+            )
+            self._metrics.live_view_sharing_checks.inc()
+            if alone != shared:
+                self._metrics.live_view_sharing_mismatches.inc()
+                logger.error(
+                    "live view %s: a shared update differs from %s's own", view.kind, viewer.key
+                )
