@@ -4,6 +4,7 @@ message, and the client-side application of queue activity deltas, as a frontend
 import asyncio
 import contextlib
 import json
+from typing import Self
 
 import websockets
 
@@ -91,7 +92,7 @@ class LiveClient:
         self._socket = None
         self._reader: asyncio.Task | None = None
 
-    async def __aenter__(self) -> "LiveClient":
+    async def __aenter__(self) -> Self:
         self._socket = await websockets.connect(
             self.ws_url, subprotocols=["graphql-transport-ws"], max_size=None
         )
@@ -143,8 +144,9 @@ class LiveClient:
         async with self.arrived:
             await asyncio.wait_for(
                 self.arrived.wait_for(
-                    lambda: len(self.messages.get(operation_id, [])) >= count
-                    or self.closed is not None
+                    lambda: (
+                        len(self.messages.get(operation_id, [])) >= count or self.closed is not None
+                    )
                 ),
                 timeout,
             )

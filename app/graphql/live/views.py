@@ -22,7 +22,7 @@ from graphql import GraphQLError
 from app import models
 from app.events.broker import Event
 from app.graphql.ids import encode_id
-from app.graphql.loaders import Loaders
+from app.graphql.loaders import Loaders, RowLoaders
 from app.graphql.prefetch import prefetch_interactions, settled
 from app.graphql.screens import IN_PROGRESS, prefetch_agents, read_panel, read_queue_activity
 from app.graphql.types import Interaction, QueueActivityUpdate, QueueAgent, User
@@ -64,7 +64,7 @@ class Update:
 class Batch:
     """The events of one read of the log, and what every view reads of them, once."""
 
-    def __init__(self, events: list[Event], loaders) -> None:
+    def __init__(self, events: list[Event], reads: RowLoaders) -> None:
         self.events = events
         self.position = events[-1].position
         self.interaction_events = [e for e in events if e.interaction_id is not None]
@@ -72,7 +72,7 @@ class Batch:
         self.presence_queues = {
             q for e in events if e.kind == EventKind.PRESENCE_CHANGED for q in e.member_of
         }
-        self._loaders = loaders
+        self._reads = reads
         self._on_interactions: list | None = None
 
     def visible_to(self, policy: Policy) -> list[Event]:
@@ -91,7 +91,7 @@ class Batch:
             if self.presence_users:
                 P, I = models.Participant, models.Interaction
                 self._on_interactions = list(
-                    await self._loaders.rows(
+                    await self._reads.reader.rows(
                         sa.select(P.interaction_id, P.user_id)
                         .join(I, I.id == P.interaction_id)
                         .where(P.user_id.in_(self.presence_users), I.state.in_(IN_PROGRESS))
