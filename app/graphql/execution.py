@@ -27,9 +27,11 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 
 # The versions whose execute_field this overrides, and whose field definitions and resolver
-# attributes it reads: pinned exactly in pyproject.toml, and checked by a test, so that an
-# upgrade is a decision (reread the overridden methods), never an accident.
-WRITTEN_FOR = {"graphql-core": "3.3.2", "strawberry-graphql": "0.341.2"}
+# attributes it reads (and, for uvicorn and Strawberry's WebSocket handler, whose internals
+# app/graphql/live/transport.py and app/ops/edge.py reach): pinned exactly in
+# pyproject.toml, and checked by a test, so that an upgrade is a decision (reread the
+# overridden methods), never an accident.
+WRITTEN_FOR = {"graphql-core": "3.3.2", "strawberry-graphql": "0.341.2", "uvicorn": "0.54.0"}
 
 
 def _read(field: GraphQLField) -> Callable[[Any], Any] | None:

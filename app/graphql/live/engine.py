@@ -99,6 +99,7 @@ class LiveViews:
         self._wake.set()
         try:
             outcome = await member.done
+            await sink.drained()  # its last frames go before the operation's end
         finally:
             view.members.discard(member)
             if not view.members and self._views.get(view.key) is view:
