@@ -19,7 +19,7 @@ from graphql import GraphQLError
 
 from app.db import Database
 from app.events.broker import Broker, Event, Position, SlowSubscriber
-from app.graphql.errors import ErrorCodes
+from app.graphql.errors import INTERNAL_MESSAGE, ErrorCodes
 from app.graphql.ids import encode_cursor
 from app.graphql.live.transport import Sink, SlowSocket
 from app.graphql.live.views import Batch, Snapshot, Update, View, viewer_class
@@ -151,13 +151,14 @@ class LiveViews:
             )
             self._restart_all()
             events = []
+        if events:
+            await self._apply(events)
+            self._position = events[-1].position
+        # Snapshots read after the batch: what they miss comes with later events.
         pending, self._pending = self._pending, []
         pending = [m for m in pending if not m.gone]
         if pending:
             await self._send_snapshots(pending)
-        if events:
-            await self._apply(events)
-            self._position = events[-1].position
         if not self._views and not self._pending:
             self._release()
 
@@ -182,7 +183,8 @@ class LiveViews:
             for members in by_view.values():
                 view = members[0].view
                 for group in await self._groups(view, members, viewers, reads):
-                    await self._snapshot_group(view, group, viewers, reads, cursor)
+                    async with self._failing_alone(view, group):
+                        await self._snapshot_group(view, group, viewers, reads, cursor)
         finally:
             await reads.close()
 
@@ -251,25 +253,41 @@ class LiveViews:
                 if not members or not view.may_change(batch):
                     continue
                 for group in await self._groups(view, members, viewers, reads):
-                    viewer = viewers[group.members[0].viewer.id]
-                    loaders = Loaders(self._db, viewer, reads)
-                    update = await view.update(batch, loaders, cursor)
-                    if isinstance(update, Snapshot):
-                        update = await view.snapshot(loaders, cursor)
-                        if isinstance(update, GraphQLError):
-                            for member in group.members:
-                                member.finish(update)
-                            continue
-                    if update is None:
-                        continue
-                    payload = await self._deliver(view, group, viewer, loaders, update)
-                    if self._verify_sharing and len(group.members) > 1:
-                        await self._verify(view, group, batch, viewers, reads, cursor, payload)
-                    if update.final:
-                        for member in group.members:
-                            member.finish()
+                    async with self._failing_alone(view, group):
+                        await self._update_group(view, group, batch, viewers, reads, cursor)
         finally:
             await reads.close()
+
+    async def _update_group(self, view, group: _Group, batch, viewers, reads, cursor) -> None:
+        viewer = viewers[group.members[0].viewer.id]
+        loaders = Loaders(self._db, viewer, reads)
+        update = await view.update(batch, loaders, cursor)
+        if isinstance(update, Snapshot):
+            update = await view.snapshot(loaders, cursor)
+            if isinstance(update, GraphQLError):
+                for member in group.members:
+                    member.finish(update)
+                return
+        if update is None:
+            return
+        payload = await self._deliver(view, group, viewer, loaders, update)
+        if self._verify_sharing and len(group.members) > 1:
+            await self._verify(view, group, batch, viewers, reads, cursor, payload)
+        if update.final:
+            for member in group.members:
+                member.finish()
+
+    @contextlib.asynccontextmanager
+    async def _failing_alone(self, view: View, group: _Group):
+        """A group whose update fails ends with an internal error (logged in full), and
+        nobody else is held up: its clients subscribe again."""
+        try:
+            yield
+        except Exception:
+            logger.exception("live view %s: an update failed", view.kind)
+            error = GraphQLError(INTERNAL_MESSAGE, extensions={"code": "INTERNAL_SERVER_ERROR"})
+            for member in group.members:
+                member.finish(error)
 
     async def _execute(
         self, member: Member, viewer: User, loaders: Loaders, root, counted: bool = True
