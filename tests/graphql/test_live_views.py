@@ -386,3 +386,47 @@ async def test_a_selection_of_queue_members_is_followed_by_new_snapshots(server,
         await api.set_presence("bob", "BUSY")
         update = await next_payload(client, "m", 1)
         assert update["snapshot"] is not None
+
+
+async def test_bad_subscriptions_get_clear_errors_and_break_nothing(server, live_api):
+    """Ids that name nothing, of other types or not ids at all, variables of the wrong type,
+    unknown fields, an operation completed at once: each is answered (or ended) cleanly, and
+    the live views keep working for everyone else, with nothing unexpected logged."""
+    api = live_api
+    bad = [
+        (QUEUE_ACTIVITY_SUBSCRIPTION, {"queueId": ""}, "BAD_USER_INPUT"),
+        (QUEUE_ACTIVITY_SUBSCRIPTION, {"queueId": "not base64 at all ☃"}, "BAD_USER_INPUT"),
+        (QUEUE_ACTIVITY_SUBSCRIPTION, {"queueId": "x" * 5000}, "BAD_USER_INPUT"),
+        (QUEUE_ACTIVITY_SUBSCRIPTION, {"queueId": 12}, "BAD_USER_INPUT"),
+        (QUEUE_ACTIVITY_SUBSCRIPTION, {}, "BAD_USER_INPUT"),
+        (INTERACTION_UPDATED, {"id": api.ids["billing"]}, "NOT_FOUND"),
+        (INTERACTION_UPDATED, {"id": None}, "BAD_USER_INPUT"),
+        ("subscription { interactionPanelChanged { nope } }", {}, "GRAPHQL_VALIDATION_FAILED"),
+        (
+            'subscription { interactionPanelChanged { monitoring } queueActivityChanged(queueId: "x") { cursor } }',
+            {},
+            "GRAPHQL_VALIDATION_FAILED",
+        ),
+    ]
+    async with LiveClient(server.ws_url, api.token("ann")) as client:
+        for n, (query, variables, code) in enumerate(bad):
+            await client.subscribe(f"bad{n}", query, **variables)
+            messages = await client.wait_for(f"bad{n}", 1)
+            errors = (
+                messages[0]["payload"]
+                if messages[0]["type"] == "error"
+                else (messages[0]["payload"]["errors"])
+            )
+            assert errors[0]["extensions"]["code"] == code, (query, variables, messages)
+            assert "Traceback" not in str(messages)
+        for n in range(20):  # subscribed and completed at once, before any snapshot
+            await client.subscribe(f"brief{n}", PANEL_CHANGED)
+            await client.complete(f"brief{n}")
+        watcher = Watcher(client)
+        await watcher.start(api.ids["billing"])
+        await api.create(queue="billing")
+        update = await watcher.next()
+        assert len(update["changed"]) == 1
+    assert client.closed is None
+    problems = [r for r in server.log_records() if r.get("level") in ("error", "critical")]
+    assert problems == []
