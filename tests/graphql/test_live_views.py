@@ -5,6 +5,7 @@ import asyncio
 
 from app.directory.load import DirectoryFile, load_directory
 from app.graphql.ids import encode_id
+from app.graphql.live.engine import DIRECTORY_SECONDS
 from tests.conftest import DIRECTORY
 from tests.graphql.live import (
     QUEUE_ACTIVITY_FIELDS,
@@ -236,7 +237,8 @@ async def test_subscribers_of_one_class_share_one_execution(server, live_api):
 
 
 async def test_a_directory_change_of_the_viewer_starts_them_over(server, live_api, db):
-    """Carl demoted to AGENT: his next update is a new snapshot, computed for an agent."""
+    """Carl demoted to AGENT: his next update after the live views read the directory again
+    is a new snapshot, computed for an agent."""
     api = live_api
     call = await api.create(queue="billing")
     await api.connect(call, "bob")
@@ -251,6 +253,7 @@ async def test_a_directory_change_of_the_viewer_starts_them_over(server, live_ap
             ],
         }
         await load_directory(db, DirectoryFile.model_validate(demoted))
+        await asyncio.sleep(DIRECTORY_SECONDS + 0.2)  # how stale a live view's directory may be
         await api.create(queue="billing")
         update = await carl.next()
         assert update["snapshot"] is not None

@@ -11,6 +11,8 @@ task subscribes to the broker while there are live views, and only then.
 import asyncio
 import contextlib
 import logging
+import math
+import time
 from dataclasses import dataclass, field
 
 import orjson
@@ -28,6 +30,9 @@ from app.models import User
 from app.ops.metrics import Metrics
 
 logger = logging.getLogger("binocular.live")
+
+# How stale a subscriber's directory entry (division, roles, permissions) may be.
+DIRECTORY_SECONDS = 1.0
 
 
 def _matches(event: Event) -> bool:
@@ -78,6 +83,10 @@ class LiveViews:
         self._subscribing = asyncio.Lock()
         self._position: Position | None = None
         self._errors = ErrorCodes()
+        # The subscribers' viewers, as read last (see _viewers).
+        self._directory: dict[int, User] = {}
+        self._not_in_directory: set[int] = set()
+        self._directory_read_at = -math.inf
         metrics.live_view_subscribers.set_function(
             lambda: sum(len(view.members) for view in self._views.values())
         )
@@ -165,17 +174,28 @@ class LiveViews:
     def _cursor(self, position: Position) -> str:
         return encode_cursor("event", *position)
 
-    async def _viewers(self, reads: RowLoaders, members: list[Member]) -> dict[int, User]:
-        """The members' viewers as the directory has them now: one statement."""
-        ids = sorted({m.viewer.id for m in members})
-        async with self._db.single_read() as session:
-            found = await session.exec(sa.select(User).where(User.id.in_(ids)))
-            return {user.id: user for user in found.scalars()}
+    async def _viewers(self, members: list[Member]) -> dict[int, User]:
+        """The members' viewers as the directory has them: read again at most every
+        DIRECTORY_SECONDS (a directory load records no event; reading thousands of viewers
+        for each batch cost more than the updates)."""
+        now = time.monotonic()
+        if now - self._directory_read_at > DIRECTORY_SECONDS:
+            self._directory.clear()
+            self._not_in_directory.clear()
+            self._directory_read_at = now
+        wanted = {m.viewer.id for m in members}
+        missing = sorted(wanted - self._directory.keys() - self._not_in_directory)
+        if missing:
+            async with self._db.single_read() as session:
+                found = await session.exec(sa.select(User).where(User.id.in_(missing)))
+                self._directory.update((user.id, user) for user in found.scalars())
+            self._not_in_directory |= set(missing) - self._directory.keys()
+        return {pk: self._directory[pk] for pk in wanted if pk in self._directory}
 
     async def _send_snapshots(self, pending: list[Member]) -> None:
         reads = RowLoaders(self._db)
         try:
-            viewers = await self._viewers(reads, pending)
+            viewers = await self._viewers(pending)
             cursor = self._cursor(self._position)
             by_view: dict[int, list[Member]] = {}
             for member in pending:
@@ -238,7 +258,7 @@ class LiveViews:
             ready = [m for view in views for m in view.members if m.ready and not m.gone]
             if not ready:
                 return
-            viewers = await self._viewers(reads, ready)
+            viewers = await self._viewers(ready)
             for view in views:
                 members = [m for m in view.members if m.ready and not m.gone]
                 # A viewer moved to another division, role or permissions: start them over.
