@@ -253,6 +253,9 @@ class LiveViews:
         reads = RowLoaders(self._db)
         try:
             batch = Batch(events, reads)
+            batch.watched_queues = frozenset(
+                view.subject for view in self._views.values() if view.kind == "queueActivity"
+            )
             cursor = self._cursor(batch.position)
             views = list(self._views.values())
             ready = [m for view in views for m in view.members if m.ready and not m.gone]
@@ -270,7 +273,7 @@ class LiveViews:
                         self._pending.append(member)
                         self._wake.set()
                 members = [m for m in members if m.ready]
-                if not members or not view.may_change(batch):
+                if not members or not await view.may_change(batch):
                     continue
                 for group in await self._groups(view, members, viewers, reads):
                     async with self._failing_alone(view, group):

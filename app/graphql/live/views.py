@@ -74,6 +74,42 @@ class Batch:
         }
         self._reads = reads
         self._on_interactions: list | None = None
+        # The queues that live views watch, and (read once, for all of them) their members
+        # among the users whose interactions or presence changed.
+        self.watched_queues: frozenset[int] = frozenset()
+        self._members: dict[int, dict[int, sa.Row]] | None = None
+
+    async def members(self, queue_id: int) -> dict[int, sa.Row]:
+        """The queue's members (users rows, as they are now) among the batch's agents, its
+        presence changes, and the agents on interactions where a presence changed."""
+        if self._members is None:
+            users = {a.user_id for e in self.interaction_events for a in e.agents}
+            users |= self.presence_users
+            touched = {row.interaction_id for row in await self.presence_on_interactions()}
+            if touched:
+                P = models.Participant
+                users |= set(
+                    await self._reads.reader.scalars(
+                        sa.select(P.user_id).where(
+                            P.interaction_id.in_(touched), P.purpose == ParticipantPurpose.AGENT
+                        )
+                    )
+                )
+            self._members = {}
+            if users and self.watched_queues:
+                U, M = models.User, models.QueueMember
+                for row in await self._reads.reader.rows(
+                    sa.select(M.queue_id.label("member_of"), U.__table__)
+                    .join(M, M.user_id == U.id)
+                    .where(M.queue_id.in_(self.watched_queues), U.id.in_(users))
+                ):
+                    self._members.setdefault(row.member_of, {})[row.id] = row
+        return self._members.get(queue_id, {})
+
+    async def interactions(self, ids) -> list:
+        """These interactions' rows, as they are now (through the batch's shared loader)."""
+        rows = await self._reads.interaction.load_many(list(ids))
+        return [row for row in rows if row is not None]
 
     def visible_to(self, policy: Policy) -> list[Event]:
         """The interaction events the viewer may see (silent monitoring stays silent)."""
@@ -137,8 +173,9 @@ class View:
         of any member makes a new snapshot (rare, and simpler than tracking which)."""
         return "members" in self.wanted
 
-    def may_change(self, batch: Batch) -> bool:
-        """Whether the batch could change the view for anyone (before any reads)."""
+    async def may_change(self, batch: Batch) -> bool:
+        """Whether the batch could change the view for anyone (a superset, for nobody in
+        particular: each group's update then decides for its viewers)."""
         return bool(batch.presence_users) and (self.follows_presence or self.follows_members)
 
     def group_key(self, viewer: models.User, involved: set[int]) -> tuple:
@@ -195,13 +232,18 @@ class QueueActivityView(View):
         )
         return sa.union(of_queue, of_agents)
 
-    def may_change(self, batch: Batch) -> bool:
-        # Any interaction's event may concern one of the queue's agents.
-        return (
-            bool(batch.interaction_events)
-            or self.subject in batch.presence_queues
-            or super().may_change(batch)
-        )
+    async def may_change(self, batch: Batch) -> bool:
+        if any(e.queue_id == self.subject for e in batch.interaction_events):
+            return True
+        if await batch.members(self.subject):
+            return True
+        if self.follows_members and batch.presence_users:
+            return True
+        if self.follows_presence and batch.presence_users:
+            touched = [row.interaction_id for row in await batch.presence_on_interactions()]
+            rows = await batch.interactions(touched)
+            return any(row.queue_id == self.subject for row in rows)
+        return False
 
     async def involved(self, loaders: Loaders, viewer_ids: set[int]) -> set[int]:
         P = models.Participant
@@ -244,9 +286,9 @@ class QueueActivityView(View):
                     if p.purpose == ParticipantPurpose.AGENT
                     and p.state == ParticipantState.CONNECTED
                 }
-        rows = [r for r in await loaders.interaction.load_many(list(touched)) if r is not None]
+        rows = await batch.interactions(touched)
         mine = [r for r in rows if r.queue_id == self.subject]
-        members = await self._members(loaders, agents)
+        members = [row for pk, row in (await batch.members(self.subject)).items() if pk in agents]
         if not mine and not members:
             return None
         changed = sorted(
@@ -275,18 +317,6 @@ class QueueActivityView(View):
                 waiting_count=waiting,
                 interacting_count=interacting,
                 on_queue_agent_count=on_queue,
-            )
-        )
-
-    async def _members(self, loaders: Loaders, user_ids: set[int]) -> list:
-        if not user_ids:
-            return []
-        U, M = models.User, models.QueueMember
-        return list(
-            await loaders.rows(
-                sa.select(U.__table__)
-                .join(M, M.user_id == U.id)
-                .where(M.queue_id == self.subject, U.id.in_(user_ids))
             )
         )
 
@@ -322,10 +352,10 @@ class QueueActivityView(View):
 class InteractionView(View):
     kind = "interaction"
 
-    def may_change(self, batch: Batch) -> bool:
+    async def may_change(self, batch: Batch) -> bool:
         return any(
             e.interaction_id == self.subject for e in batch.interaction_events
-        ) or super().may_change(batch)
+        ) or await super().may_change(batch)
 
     async def involved(self, loaders: Loaders, viewer_ids: set[int]) -> set[int]:
         P = models.Participant
@@ -363,14 +393,14 @@ class PanelView(View):
     # The interactions of the panel as last sent.
     shown: set[int] = field(default_factory=set)
 
-    def may_change(self, batch: Batch) -> bool:
+    async def may_change(self, batch: Batch) -> bool:
         viewer = self.subject
         return any(
             e.interaction_id in self.shown
             or e.monitor_id == viewer
             or any(a.user_id == viewer for a in e.agents)
             for e in batch.interaction_events
-        ) or super().may_change(batch)
+        ) or await super().may_change(batch)
 
     def group_key(self, viewer: models.User, involved: set[int]) -> tuple:
         return ("viewer", viewer.id)
