@@ -12,8 +12,9 @@ from rich.text import Text
 from app.auth import issue_token
 from app.config import Settings
 from app.demo.traffic import Traffic
-from app.models import Interaction, MonitoringSession
-from app.models.enums import MonitoringState
+from app.graphql.ids import encode_id
+from app.models import Interaction, MonitoringSession, Queue, User
+from app.models.enums import MonitoringState, Role
 from app.server import create_app, server_for
 
 
@@ -25,6 +26,7 @@ async def run_demo(settings: Settings, port: int, rate: float, console: Console)
         if serving.done():
             return  # uvicorn has said why (the port is taken, say)
         await asyncio.sleep(0.05)
+    await print_live_subscription(app, console)
     traffic = Traffic(
         f"http://127.0.0.1:{port}", issue_token(settings.jwt_secret, "pbx", 24 * 3600), rate=rate
     )
@@ -38,6 +40,79 @@ async def run_demo(settings: Settings, port: int, rate: float, console: Console)
     simulating.cancel()
     with contextlib.suppress(asyncio.CancelledError, Exception):
         await simulating
+
+
+# The live queue activity a supervisor pastes into GraphiQL: the whole view first
+# (`snapshot`), then what changed (app/graphql/live/views.py). Printed with a real queue id.
+LIVE_SUBSCRIPTION = """\
+subscription LiveQueue {
+  queueActivityChanged(queueId: "QUEUE_ID") {
+    cursor
+    snapshot {
+      queue { id name }
+      waiting { ...LiveInteraction }
+      interacting { ...LiveInteraction }
+      onQueueAgents { ...LiveAgent }
+      waitingCount interactingCount onQueueAgentCount
+    }
+    changed { ...LiveInteraction }
+    removed
+    agentsChanged { ...LiveAgent }
+    agentsRemoved
+    waitingCount interactingCount onQueueAgentCount
+  }
+}
+fragment LiveInteraction on Interaction {
+  id state mediaType startedAt
+  participants { id purpose state name user { id name }
+    monitorability { allowed reason modes canTakeOver } }
+  activeMonitoring { id mode monitor { id name } }
+}
+fragment LiveAgent on QueueAgent {
+  agent { id name }
+  interactions { id state mediaType }
+}
+"""
+
+
+async def print_live_subscription(app, console: Console) -> None:
+    """The queueActivityChanged subscription of the first supervisor's first queue, ready to
+    paste into their GraphiQL, and the other queues' ids (the API's global ids)."""
+    async with app.state.db.read() as session:
+        users = (await session.exec(sa.select(User).order_by(User.id))).scalars().all()
+        queues = (await session.exec(sa.select(Queue).order_by(Queue.id))).scalars().all()
+    supervisors: dict[int, User] = {}  # the first of each division
+    for user in users:
+        if Role.SUPERVISOR in user.role_set:
+            supervisors.setdefault(user.division_id, user)
+    queues = [queue for queue in queues if queue.division_id in supervisors]
+    if not queues:
+        return
+    queue = queues[0]
+    supervisor = supervisors[queue.division_id]
+    others = ", ".join(
+        f'{other.name} "{encode_id("Queue", other.id)}" '
+        f"({supervisors[other.division_id].name}'s"
+        + (" too)" if other.division_id == queue.division_id else ")")
+        for other in queues[1:]
+    )
+    lines = [
+        (
+            f"Live queue activity: paste this subscription of {queue.name} into "
+            f"{supervisor.name}'s GraphiQL."
+        ),
+        (
+            f"  {supervisor.name}'s address above puts the token in the Headers tab, "
+            '{"Authorization": "Bearer ..."},'
+        ),
+        "  and GraphiQL sends those headers in the WebSocket's connection_init too.",
+        "  The first update has the whole view in `snapshot`; each later one only what changed.",
+    ]
+    if others:
+        lines.append(f"  Other queues: {others}.")
+    document = LIVE_SUBSCRIPTION.replace("QUEUE_ID", encode_id("Queue", queue.id))
+    for line in [*lines, "", *document.splitlines(), ""]:
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 class _Status:

@@ -9,7 +9,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from app.db import Database
-from app.events.log import presence_changed, record
+from app.events.log import directory_changed, presence_changed, record
 from app.models import Division, Queue, QueueMember, User
 from app.models.enums import MonitoringPermission, Presence, Role
 
@@ -189,6 +189,8 @@ async def load_directory(db: Database, directory: DirectoryFile) -> dict[str, in
                 )
             session.add_all(QueueMember(queue_id=queue_id, user_id=uid) for uid in wanted - current)
             changed["queue members"] += len(gone) + len(wanted - current)
+        if any(changed.values()):
+            record(session, directory_changed())
     return changed
 
 

@@ -57,6 +57,10 @@ def presence_changed(user_id: int, presence: Presence) -> Recorded:
     return Recorded(EventKind.PRESENCE_CHANGED, utcnow(), user_id=user_id, presence=presence)
 
 
+def directory_changed() -> Recorded:
+    return Recorded(EventKind.DIRECTORY_CHANGED, utcnow())
+
+
 def record(session: AsyncSession, event: Recorded) -> None:
     """Record an event of this transaction; it is appended when the transaction commits."""
     session.info.setdefault(_PENDING, []).append(event)

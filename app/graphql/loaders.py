@@ -154,14 +154,20 @@ class Loaders(RowLoaders):
     visibility policy to the shared rows in memory; lists and lookups filter in SQL with the
     same policy (`policy`)."""
 
-    def __init__(self, db: Database, viewer: User, shared: RowLoaders | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        viewer: User,
+        shared: RowLoaders | None = None,
+        policy: Policy | None = None,
+    ) -> None:
         if shared is None:
             super().__init__(db)
         else:
             vars(self).update(vars(shared))  # the same loaders and reader, not copies
         self._viewer = viewer
         self._shared = shared is not None
-        self.policy = Policy(viewer)
+        self.policy = policy or Policy(viewer)
 
     async def close(self) -> None:
         """End the snapshot, unless it belongs to the subscribers that share it."""

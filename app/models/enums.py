@@ -99,6 +99,9 @@ class EventKind(str, Enum):
     MONITORING_ENDED = "MONITORING_ENDED"
     MONITORING_MODE_CHANGED = "MONITORING_MODE_CHANGED"
     PRESENCE_CHANGED = "PRESENCE_CHANGED"
+    # A directory load changed divisions, users, queues or members: no subscription delivers
+    # it; live views start over from it (their snapshots read the directory as it is now).
+    DIRECTORY_CHANGED = "DIRECTORY_CHANGED"
 
 
 class InteractionEventKind(str, Enum):

@@ -120,10 +120,18 @@ class Policy:
     """Visibility for one viewer: a users row (`id`, `division_id`, `roles`)."""
 
     def __init__(self, viewer) -> None:
-        self.viewer_id: int = viewer.id
+        self.viewer_id: int | None = viewer.id
         self.division_id: int = viewer.division_id
         self.roles = frozenset(Role(role) for role in viewer.roles)
         self.sees_everything = bool(self.roles & ALL_SEEING_ROLES)
+
+    @classmethod
+    def of_class(cls, viewer) -> "Policy":
+        """Visibility for any viewer of this one's division and roles who takes part in
+        nothing (was never an agent anywhere): what viewers who share answers have in common."""
+        policy = cls(viewer)
+        policy.viewer_id = None
+        return policy
 
     def division(self, division_id: int) -> bool:
         """A division looked up in its own right (`node`)."""

@@ -19,6 +19,7 @@ SCRIPTS = {
     "monitoring_pairs": ["monitoring_pairs", "monitoring_pairs_2proc"],
     "integration_writes": ["integration_writes", "integration_writes_2proc"],
     "event_delivery": ["event_delivery"],
+    "live_views": ["live_views"],
     "audit_export": ["audit_export_sqlite"],
 }
 

@@ -71,6 +71,7 @@ async def quiet(subscriber: Subscriber, seconds: float = 1.0) -> list[dict]:
 
 async def test_every_write_is_an_event_and_a_no_op_is_none(server, live_api, db):
     api = live_api
+    before = await log_size(db)  # the test directory's load: DIRECTORY_CHANGED
     async with interaction_feed(server, api, "root") as feed:
         interaction = await api.create()
         await api.create(external_id="ext-1")  # the same externalId again: no event
@@ -103,7 +104,7 @@ async def test_every_write_is_an_event_and_a_no_op_is_none(server, live_api, db)
     assert len(set(cursors)) == len(cursors)
     times = [datetime.fromisoformat(e["occurredAt"]) for e in events]
     assert times == sorted(times)
-    assert await log_size(db) == 9
+    assert await log_size(db) == before + 9
 
 
 async def test_disconnecting_the_monitored_agent_ends_the_session_after_the_leave(server, live_api):
@@ -308,3 +309,24 @@ async def test_resuming_from_a_pruned_cursor_is_cursor_expired(server, live_api,
         await api.set_presence("bob", "ON_QUEUE")
         await resumed.wait_for(1)
     assert [e["presence"] for e in resumed.events] == ["ON_QUEUE"]
+
+
+async def test_a_directory_load_that_changes_something_records_one_event(db, directory):
+    """DIRECTORY_CHANGED: delivered by no subscription (live views start over from it)."""
+
+    async def kinds() -> list[str]:
+        async with db.read() as session:
+            found = await session.exec(
+                sa.select(EventLogEntry.kind).order_by(EventLogEntry.xid, EventLogEntry.position)
+            )
+            return [kind.value for kind in found.scalars()]
+
+    assert await kinds() == ["DIRECTORY_CHANGED"]  # the test directory, loaded
+    await load_directory(db, DirectoryFile.model_validate(DIRECTORY))
+    assert await kinds() == ["DIRECTORY_CHANGED"]  # the same file again: nothing changed
+    renamed = {
+        **DIRECTORY,
+        "queues": [{**q, "name": f"{q['name']}!"} for q in DIRECTORY["queues"]],
+    }
+    await load_directory(db, DirectoryFile.model_validate(renamed))
+    assert await kinds() == ["DIRECTORY_CHANGED", "DIRECTORY_CHANGED"]

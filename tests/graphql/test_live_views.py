@@ -5,7 +5,6 @@ import asyncio
 
 from app.directory.load import DirectoryFile, load_directory
 from app.graphql.ids import encode_id
-from app.graphql.live.engine import DIRECTORY_SECONDS
 from tests.conftest import DIRECTORY
 from tests.graphql.live import (
     QUEUE_ACTIVITY_FIELDS,
@@ -237,8 +236,8 @@ async def test_subscribers_of_one_class_share_one_execution(server, live_api):
 
 
 async def test_a_directory_change_of_the_viewer_starts_them_over(server, live_api, db):
-    """Carl demoted to AGENT: his next update after the live views read the directory again
-    is a new snapshot, computed for an agent."""
+    """Carl demoted to AGENT by a directory load: he gets a new snapshot, computed for an
+    agent."""
     api = live_api
     call = await api.create(queue="billing")
     await api.connect(call, "bob")
@@ -253,12 +252,32 @@ async def test_a_directory_change_of_the_viewer_starts_them_over(server, live_ap
             ],
         }
         await load_directory(db, DirectoryFile.model_validate(demoted))
-        await asyncio.sleep(DIRECTORY_SECONDS + 0.2)  # how stale a live view's directory may be
-        await api.create(queue="billing")
         update = await carl.next()
         assert update["snapshot"] is not None
         assert carl.state.snapshots == 2
         assert carl.state.as_query_answer() == await fresh_answer(api, "carl", api.ids["billing"])
+
+
+async def test_a_directory_change_of_queue_members_starts_every_view_over(server, live_api, db):
+    """Dina taken off billing by a directory load (no presence change): Ann's view, which
+    listed her, gets a new snapshot without her."""
+    api = live_api
+    async with LiveClient(server.ws_url, api.token("ann")) as client:
+        ann = Watcher(client)
+        first = await ann.start(api.ids["billing"])
+        assert len(first["snapshot"]["onQueueAgents"]) == 2
+        moved = {
+            **DIRECTORY,
+            "queues": [
+                {**queue, "members": ["bob"]} if queue["key"] == "billing" else queue
+                for queue in DIRECTORY["queues"]
+            ],
+        }
+        await load_directory(db, DirectoryFile.model_validate(moved))
+        update = await ann.next()
+        assert update["snapshot"] is not None
+        assert ann.state.as_query_answer() == await fresh_answer(api, "ann", api.ids["billing"])
+        assert [a["agent"]["id"] for a in update["snapshot"]["onQueueAgents"]] == [api.ids["bob"]]
 
 
 async def test_interaction_updated_sends_each_change_and_completes_after_the_end(server, live_api):

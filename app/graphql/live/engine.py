@@ -11,8 +11,6 @@ task subscribes to the broker while there are live views, and only then.
 import asyncio
 import contextlib
 import logging
-import math
-import time
 from dataclasses import dataclass, field
 
 import orjson
@@ -24,15 +22,14 @@ from app.events.broker import Broker, Event, Position, SlowSubscriber
 from app.graphql.errors import INTERNAL_MESSAGE, ErrorCodes
 from app.graphql.ids import encode_cursor
 from app.graphql.live.transport import Sink, SlowSocket
-from app.graphql.live.views import Batch, Snapshot, Update, View, viewer_class
+from app.graphql.live.views import Batch, Snapshot, Update, View
 from app.graphql.loaders import Loaders, RowLoaders
 from app.models import User
+from app.models.enums import EventKind
 from app.ops.metrics import Metrics
+from app.visibility import Policy
 
 logger = logging.getLogger("binocular.live")
-
-# How stale a subscriber's directory entry (division, roles, permissions) may be.
-DIRECTORY_SECONDS = 1.0
 
 
 def _matches(event: Event) -> bool:
@@ -47,7 +44,7 @@ class Member:
     sink: Sink
     context: object  # the subscription's Context
     executor: object  # the subscription operation's graphql-core executor
-    viewer: User  # as the directory had them at the last update
+    viewer: User  # as they authenticated (their directory entry is read again: _viewers)
     done: asyncio.Future = field(default_factory=lambda: asyncio.get_running_loop().create_future())
     # Its snapshot has been sent: updates follow.
     ready: bool = False
@@ -85,8 +82,6 @@ class LiveViews:
         self._errors = ErrorCodes()
         # The subscribers' viewers, as read last (see _viewers).
         self._directory: dict[int, User] = {}
-        self._not_in_directory: set[int] = set()
-        self._directory_read_at = -math.inf
         metrics.live_view_subscribers.set_function(
             lambda: sum(len(view.members) for view in self._views.values())
         )
@@ -113,6 +108,9 @@ class LiveViews:
             view.members.discard(member)
             if not view.members and self._views.get(view.key) is view:
                 del self._views[view.key]
+            if not self._views:
+                # Nobody watches: what happens meanwhile is for a later snapshot to show.
+                self._release()
         if outcome is not None:
             raise outcome
 
@@ -151,45 +149,47 @@ class LiveViews:
     async def _step(self) -> None:
         if self._subscriber is None:
             return
+        subscriber = self._subscriber
         try:
-            events = self._subscriber.drain()
+            events = subscriber.drain()
         except SlowSubscriber:  # the broker dropped what it had queued: start everyone over
             self._release()
-            self._subscriber, self._position = await self._broker.subscribe(
+            subscriber, self._position = await self._broker.subscribe(
                 _matches, notify=self._wake.set
             )
+            self._subscriber = subscriber
             self._restart_all()
             events = []
+        # The broker offers what it reads; what committed before subscribing is not ours.
+        events = [e for e in events if e.position > self._position]
         if events:
-            await self._apply(events)
-            self._position = events[-1].position
+            if any(e.kind == EventKind.DIRECTORY_CHANGED for e in events):
+                # Who sees and belongs to what may have changed anywhere: start over.
+                self._directory.clear()
+                self._restart_all()
+            else:
+                await self._apply(events)
+            if subscriber is self._subscriber:  # not released and subscribed again meanwhile
+                self._position = events[-1].position
         # Snapshots read after the batch: what they miss comes with later events.
         pending, self._pending = self._pending, []
         pending = [m for m in pending if not m.gone]
         if pending:
             await self._send_snapshots(pending)
-        if not self._views and not self._pending:
-            self._release()
 
     def _cursor(self, position: Position) -> str:
         return encode_cursor("event", *position)
 
     async def _viewers(self, members: list[Member]) -> dict[int, User]:
-        """The members' viewers as the directory has them: read again at most every
-        DIRECTORY_SECONDS (a directory load records no event; reading thousands of viewers
-        for each batch cost more than the updates)."""
-        now = time.monotonic()
-        if now - self._directory_read_at > DIRECTORY_SECONDS:
-            self._directory.clear()
-            self._not_in_directory.clear()
-            self._directory_read_at = now
+        """The members' viewers as the directory has them: read once, and again after each
+        directory load (DIRECTORY_CHANGED; reading thousands of viewers for each batch cost
+        more than the updates)."""
         wanted = {m.viewer.id for m in members}
-        missing = sorted(wanted - self._directory.keys() - self._not_in_directory)
+        missing = sorted(wanted - self._directory.keys())
         if missing:
             async with self._db.single_read() as session:
                 found = await session.exec(sa.select(User).where(User.id.in_(missing)))
                 self._directory.update((user.id, user) for user in found.scalars())
-            self._not_in_directory |= set(missing) - self._directory.keys()
         return {pk: self._directory[pk] for pk in wanted if pk in self._directory}
 
     async def _send_snapshots(self, pending: list[Member]) -> None:
@@ -264,15 +264,6 @@ class LiveViews:
             viewers = await self._viewers(ready)
             for view in views:
                 members = [m for m in view.members if m.ready and not m.gone]
-                # A viewer moved to another division, role or permissions: start them over.
-                for member in members:
-                    now = viewers.get(member.viewer.id)
-                    if now is not None and viewer_class(now) != viewer_class(member.viewer):
-                        member.ready = False
-                        member.viewer = now
-                        self._pending.append(member)
-                        self._wake.set()
-                members = [m for m in members if m.ready]
                 if not members or not await view.may_change(batch):
                     continue
                 for group in await self._groups(view, members, viewers, reads):
@@ -284,7 +275,7 @@ class LiveViews:
     async def _update_group(self, view, group: _Group, batch, viewers, reads, cursor) -> None:
         viewer = viewers[group.members[0].viewer.id]
         loaders = Loaders(self._db, viewer, reads)
-        update = await view.update(batch, loaders, cursor)
+        update = await view.update(batch, loaders, self._sees(group, viewer, reads), cursor)
         if isinstance(update, Snapshot):
             update = await view.snapshot(loaders, cursor)
             if isinstance(update, GraphQLError):
@@ -299,6 +290,14 @@ class LiveViews:
         if update.final:
             for member in group.members:
                 member.finish()
+
+    def _sees(self, group: _Group, viewer: User, reads: RowLoaders) -> Loaders:
+        """What decides which events concern the group: its one viewer, or for a group of
+        a viewer class, the class (a member's own past on other interactions is not the
+        group's)."""
+        if group.key[0] == "viewer":
+            return Loaders(self._db, viewer, reads)
+        return Loaders(self._db, viewer, reads, Policy.of_class(viewer))
 
     @contextlib.asynccontextmanager
     async def _failing_alone(self, view: View, group: _Group):
@@ -347,12 +346,17 @@ class LiveViews:
         return payload
 
     async def _verify(self, view, group, batch, viewers, reads, cursor, shared: str) -> None:
-        """Compute each member's update alone, as if nobody shared it, and compare it with
-        the shared one (BINOCULAR_LIVE_VIEW_VERIFY_SHARING: a check for tests and canaries)."""
+        """Compute each member's update alone, from its own viewer and loaders, as if nobody
+        shared it, and compare it with the shared one (BINOCULAR_LIVE_VIEW_VERIFY_SHARING: a
+        check for tests and canaries)."""
         for member in group.members:
             viewer = viewers[member.viewer.id]
             loaders = Loaders(self._db, viewer, reads)
-            own = await view.update(batch, loaders, cursor) if batch is not None else None
+            own = (
+                await view.update(batch, loaders, self._sees(group, viewer, reads), cursor)
+                if batch is not None
+                else None
+            )
             if batch is None or isinstance(own, Snapshot):
                 own = await view.snapshot(loaders, cursor)
             alone = (

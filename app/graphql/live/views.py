@@ -190,8 +190,13 @@ class View:
     async def snapshot(self, loaders: Loaders, cursor: str) -> Update | GraphQLError:
         raise NotImplementedError
 
-    async def update(self, batch: Batch, loaders: Loaders, cursor: str) -> Update | Snapshot | None:
-        """The group's update for the batch; None when nothing it shows changed."""
+    async def update(
+        self, batch: Batch, loaders: Loaders, sees: Loaders, cursor: str
+    ) -> Update | Snapshot | None:
+        """The group's update for the batch, read through `loaders`; None when nothing it
+        shows changed. What may have changed is decided through `sees`: loaders whose policy
+        is what the group's viewers have in common (so that whichever of them computes it,
+        the update is the same)."""
         raise NotImplementedError
 
 
@@ -269,15 +274,17 @@ class QueueActivityView(View):
             )
         )
 
-    async def update(self, batch: Batch, loaders: Loaders, cursor: str) -> Update | Snapshot | None:
+    async def update(
+        self, batch: Batch, loaders: Loaders, sees: Loaders, cursor: str
+    ) -> Update | Snapshot | None:
         if self.follows_members and batch.presence_users:
             return Snapshot()
-        visible = batch.visible_to(loaders.policy)
+        visible = batch.visible_to(sees.policy)
         touched = {e.interaction_id for e in visible}
         # Agents whose `interactions` may have changed, or who joined or left the list.
         agents = {a.user_id for e in visible for a in e.agents} | batch.presence_users
         if self.follows_presence:
-            nested = await seen_presence_changes(batch, loaders)
+            nested = await seen_presence_changes(batch, sees)
             touched |= nested
             for group in await loaders.participants.load_many(list(nested)):
                 agents |= {
@@ -373,15 +380,17 @@ class InteractionView(View):
         await prefetch_interactions(loaders, [row], self.wanted)
         return Update(Interaction.of(row), final=row.state == State.ENDED)
 
-    async def update(self, batch: Batch, loaders: Loaders, cursor: str) -> Update | Snapshot | None:
+    async def update(
+        self, batch: Batch, loaders: Loaders, sees: Loaders, cursor: str
+    ) -> Update | Snapshot | None:
         row = await loaders.interaction.load(self.subject)
         if row is None:  # pruned
             return None
         if self.follows_members and row.queue_id in batch.presence_queues:
             return await self._now(loaders, row)
-        changed = any(e.interaction_id == self.subject for e in batch.visible_to(loaders.policy))
+        changed = any(e.interaction_id == self.subject for e in batch.visible_to(sees.policy))
         if not changed and self.follows_presence:
-            changed = self.subject in await seen_presence_changes(batch, loaders)
+            changed = self.subject in await seen_presence_changes(batch, sees)
         return await self._now(loaders, row) if changed else None
 
 
@@ -413,16 +422,18 @@ class PanelView(View):
         self.shown = {entry.interaction.pk for entry in entries}
         return Update(entries)
 
-    async def update(self, batch: Batch, loaders: Loaders, cursor: str) -> Update | Snapshot | None:
+    async def update(
+        self, batch: Batch, loaders: Loaders, sees: Loaders, cursor: str
+    ) -> Update | Snapshot | None:
         viewer = self.subject
         changed = any(
             e.interaction_id in self.shown
             or e.monitor_id == viewer
             or any(a.user_id == viewer for a in e.agents)
-            for e in batch.visible_to(loaders.policy)
+            for e in batch.visible_to(sees.policy)
         )
         if not changed and self.follows_presence:
-            changed = bool(self.shown & await seen_presence_changes(batch, loaders))
+            changed = bool(self.shown & await seen_presence_changes(batch, sees))
         if not changed and self.follows_members:
             changed = bool(batch.presence_users)
         return await self.snapshot(loaders, cursor) if changed else None
