@@ -23,17 +23,9 @@ def _header(scope, name: bytes) -> str | None:
     return None
 
 
-# Where a WebSocket's scope carries its asyncio transport (or None), for writers that must not
-# wait on a slow client (app/graphql/live/transport.py).
-TRANSPORT = "binocular.transport"
-
-
-def socket_transport(send):
-    """The transport under uvicorn's ASGI `send` (a method of its protocol object, which
-    holds it as `transport`): uvicorn is pinned, and tests/graphql/test_live_views.py checks
-    that it is found."""
-    transport = getattr(getattr(send, "__self__", None), "transport", None)
-    return transport if hasattr(transport, "get_write_buffer_limits") else None
+# Where a WebSocket's scope carries the server's own ASGI `send`, under every middleware: live
+# views write their frames through it (app/graphql/live/transport.py).
+SERVER_SEND = "binocular.server_send"
 
 
 class RequestContext:
@@ -50,7 +42,7 @@ class RequestContext:
         request_id = given if given and _REQUEST_ID.match(given) else uuid.uuid4().hex
         status = {"code": 101 if scope["type"] == "websocket" else 500}
         if scope["type"] == "websocket":
-            scope[TRANSPORT] = socket_transport(send)
+            scope[SERVER_SEND] = send
 
         async def send_with_id(message):
             if message["type"] == "http.response.start":

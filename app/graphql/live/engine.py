@@ -22,7 +22,7 @@ from app.events.broker import Broker, Event, Position, SlowSubscriber
 from app.graphql.errors import INTERNAL_MESSAGE, ErrorCodes
 from app.graphql.ids import encode_cursor
 from app.graphql.live.transport import Sink, SlowSocket
-from app.graphql.live.views import Batch, Snapshot, Update, View
+from app.graphql.live.views import Batch, Snapshot, Update, View, viewer_class
 from app.graphql.loaders import Loaders, RowLoaders
 from app.models import User
 from app.models.enums import EventKind
@@ -46,8 +46,6 @@ class Member:
     executor: object  # the subscription operation's graphql-core executor
     viewer: User  # as they authenticated (their directory entry is read again: _viewers)
     done: asyncio.Future = field(default_factory=lambda: asyncio.get_running_loop().create_future())
-    # Its snapshot has been sent: updates follow.
-    ready: bool = False
 
     def finish(self, outcome: GraphQLError | None = None) -> None:
         if not self.done.done():
@@ -80,8 +78,9 @@ class LiveViews:
         self._subscribing = asyncio.Lock()
         self._position: Position | None = None
         self._errors = ErrorCodes()
-        # The subscribers' viewers, as read last (see _viewers).
+        # The subscribers' viewers, as read last (see _viewers), and their viewer classes.
         self._directory: dict[int, User] = {}
+        self._classes: dict[int, tuple] = {}
         metrics.live_view_subscribers.set_function(
             lambda: sum(len(view.members) for view in self._views.values())
         )
@@ -106,6 +105,7 @@ class LiveViews:
             await sink.drained()  # its last frames go before the operation's end
         finally:
             view.members.discard(member)
+            view.ready.discard(member)
             if not view.members and self._views.get(view.key) is view:
                 del self._views[view.key]
             if not self._views:
@@ -143,8 +143,8 @@ class LiveViews:
 
     def _restart_all(self) -> None:
         self._pending = [m for view in self._views.values() for m in view.members]
-        for member in self._pending:
-            member.ready = False
+        for view in self._views.values():
+            view.ready.clear()
 
     async def _step(self) -> None:
         if self._subscriber is None:
@@ -166,6 +166,7 @@ class LiveViews:
             if any(e.kind == EventKind.DIRECTORY_CHANGED for e in events):
                 # Who sees and belongs to what may have changed anywhere: start over.
                 self._directory.clear()
+                self._classes.clear()
                 self._restart_all()
             else:
                 await self._apply(events)
@@ -191,6 +192,12 @@ class LiveViews:
                 found = await session.exec(sa.select(User).where(User.id.in_(missing)))
                 self._directory.update((user.id, user) for user in found.scalars())
         return {pk: self._directory[pk] for pk in wanted if pk in self._directory}
+
+    def _class_of(self, viewer: User) -> tuple:
+        of_class = self._classes.get(viewer.id)
+        if of_class is None:
+            of_class = self._classes[viewer.id] = viewer_class(viewer)
+        return of_class
 
     async def _send_snapshots(self, pending: list[Member]) -> None:
         reads = RowLoaders(self._db)
@@ -220,7 +227,7 @@ class LiveViews:
         if self._verify_sharing and len(group.members) > 1:
             await self._verify(view, group, None, viewers, reads, cursor, payload)
         for member in group.members:
-            member.ready = True
+            view.ready.add(member)
             if update.final:
                 member.finish()
 
@@ -245,7 +252,8 @@ class LiveViews:
         )
         groups: dict[tuple, _Group] = {}
         for member in present:
-            key = view.group_key(viewers[member.viewer.id], involved)
+            viewer = viewers[member.viewer.id]
+            key = view.group_key(viewer, involved, self._class_of(viewer))
             groups.setdefault(key, _Group(key, [])).members.append(member)
         return list(groups.values())
 
@@ -257,14 +265,15 @@ class LiveViews:
                 view.subject for view in self._views.values() if view.kind == "queueActivity"
             )
             cursor = self._cursor(batch.position)
-            views = list(self._views.values())
-            ready = [m for view in views for m in view.members if m.ready and not m.gone]
-            if not ready:
-                return
-            viewers = await self._viewers(ready)
-            for view in views:
-                members = [m for m in view.members if m.ready and not m.gone]
-                if not members or not await view.may_change(batch):
+            # Only the views the batch may change, and only their members: a batch is about
+            # a few interactions, and a process may hold thousands of subscribers.
+            affected = [
+                v for v in list(self._views.values()) if v.ready and await v.may_change(batch)
+            ]
+            followers = {v: [m for m in v.ready if not m.gone] for v in affected}
+            viewers = await self._viewers([m for members in followers.values() for m in members])
+            for view, members in followers.items():
+                if not members:
                     continue
                 for group in await self._groups(view, members, viewers, reads):
                     async with self._failing_alone(view, group):
@@ -334,7 +343,7 @@ class LiveViews:
         delivered = 0
         for member in group.members:
             try:
-                written = await member.sink.send(payload)
+                written = member.sink.send(payload)
             except SlowSocket:
                 member.finish()
                 continue

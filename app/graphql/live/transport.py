@@ -8,8 +8,9 @@ operation it runs for, and `Sink` writes `next` frames for that operation's id i
 operation's start, its errors and its `complete` still go through Strawberry.
 
 Reaches into Strawberry's handler (`run_operation`, `operations`, the adapter's `ws`) and
-uvicorn's protocol (its transport, app/ops/edge.py): both are pinned (app/graphql/execution.py:
-WRITTEN_FOR), and tests/graphql/test_live_views.py runs through the real handler and server.
+uvicorn's WebSocket protocol (DirectSocket): both are pinned (app/graphql/execution.py:
+WRITTEN_FOR); tests/graphql/test_live_views.py runs through the real handler and server, and
+tests/ops/test_socket_transport.py through uvicorn's protocol.
 """
 
 import asyncio
@@ -23,8 +24,9 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
     Operation,
 )
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
-from app.ops.edge import TRANSPORT
+from app.ops.edge import SERVER_SEND
 
 # The graphql-transport-ws operation the current task runs (each runs in a task of its own).
 current_operation: ContextVar[Operation | None] = ContextVar("current_operation", default=None)
@@ -44,20 +46,49 @@ class SlowSocket(Exception):
     """A socket whose client stopped reading: it has been closed."""
 
 
+class DirectSocket:
+    """Writes text frames straight through uvicorn's WebSocket protocol (websockets-sansio),
+    exactly as its ASGI `send` does for `websocket.send`, without the ASGI and Starlette
+    layers above it: those cost about 30 microseconds a frame, most of a fan-out to
+    thousands. uvicorn is pinned (WRITTEN_FOR); tests/ops/test_socket_transport.py runs it."""
+
+    def __init__(self, protocol: WebSocketsSansIOProtocol) -> None:
+        self._protocol = protocol
+
+    @classmethod
+    def of(cls, server_send) -> "DirectSocket | None":
+        """For the server's ASGI `send` of a WebSocket: a method of uvicorn's protocol."""
+        protocol = getattr(server_send, "__self__", None)
+        return cls(protocol) if isinstance(protocol, WebSocketsSansIOProtocol) else None
+
+    def write_now(self, text: str) -> bool | None:
+        """True once written; False where the write would wait (the client reads slowly,
+        the transport is paused); None once the socket is closing."""
+        protocol = self._protocol
+        if protocol.disconnected or protocol.close_sent or not protocol.handshake_complete:
+            return None
+        if not protocol.writable.is_set():
+            return False
+        protocol.conn.send_text(text.encode())
+        protocol.transport.write(b"".join(protocol.conn.data_to_send()))
+        return True
+
+
 class Sink:
     """One subscription's end of its socket: writes `next` frames of pre-encoded payloads.
 
-    A frame goes out at once while the socket's buffer is low (the write cannot wait then):
-    the fan-out writes to thousands of sockets from one task, with no task per socket. A
-    socket whose client reads slowly gets its frames queued, in order, behind a writer task
-    of its own, so that it holds up nobody; one that falls BACKLOG_LIMIT behind is closed,
-    and its client subscribes again (and gets a new snapshot)."""
+    A frame goes out at once, written from the fan-out's own task with no await, while the
+    socket can take it: thousands of sockets cost no task and no wake-up each. A socket
+    whose client reads slowly gets its frames queued, in order, behind a writer task of its
+    own, so that it holds up nobody; one that falls BACKLOG_LIMIT behind is closed, and its
+    client subscribes again (and gets a new snapshot). Under another server than uvicorn,
+    every frame goes through that writer."""
 
     def __init__(self, operation: Operation) -> None:
         self._operation = operation
         self._operations = operation.handler.operations
         self._socket: WebSocket = operation.handler.websocket.ws
-        self._transport = self._socket.scope.get(TRANSPORT)
+        self._direct = DirectSocket.of(self._socket.scope.get(SERVER_SEND))
         self._prefix = f'{{"id":{orjson.dumps(operation.id).decode()},"type":"next","payload":'
         self._backlog: collections.deque[str] = collections.deque()
         self._backlog_size = 0
@@ -68,19 +99,19 @@ class Sink:
         """Still subscribed: not completed by the client, not ended by the server."""
         return self._operations.get(self._operation.id) is self._operation
 
-    async def send(self, payload: str) -> int:
+    def send(self, payload: str) -> int:
         """Write (or queue) one `next` frame; its size, 0 once closed. SlowSocket when the
         client is too far behind (the socket is then closed)."""
         if not self.open:
             return 0
         frame = f"{self._prefix}{payload}}}"
-        if self._backlog or self._would_wait():
-            self._queue(frame)
-            return len(frame)
-        try:
-            await self._socket.send_text(frame)
-        except Exception:  # noqa: BLE001 - the client went away: nothing more to send
-            return 0
+        if not self._backlog and self._direct is not None:
+            written = self._direct.write_now(frame)
+            if written is None:
+                return 0
+            if written:
+                return len(frame)
+        self._queue(frame)
         return len(frame)
 
     async def drained(self) -> None:
@@ -88,14 +119,6 @@ class Sink:
         if self._writer is not None:
             with contextlib.suppress(Exception):
                 await asyncio.shield(self._writer)
-
-    def _would_wait(self) -> bool:
-        """Above the low-water mark, the transport may be paused: a write would wait for
-        the client. (Without a known transport, writes are awaited in turn.)"""
-        if self._transport is None:
-            return False
-        low, _high = self._transport.get_write_buffer_limits()
-        return self._transport.get_write_buffer_size() > low
 
     def _queue(self, frame: str) -> None:
         if self._backlog_size + len(frame) > BACKLOG_LIMIT:

@@ -155,6 +155,8 @@ class View:
     document: tuple
     wanted: frozenset[str]
     members: set = field(default_factory=set)
+    # The members whose snapshot has been sent: updates follow.
+    ready: set = field(default_factory=set)
 
     kind = ""
 
@@ -178,10 +180,11 @@ class View:
         particular: each group's update then decides for its viewers)."""
         return bool(batch.presence_users) and (self.follows_presence or self.follows_members)
 
-    def group_key(self, viewer: models.User, involved: set[int]) -> tuple:
+    def group_key(self, viewer: models.User, involved: set[int], of_class: tuple) -> tuple:
+        """`of_class`: the viewer's viewer_class."""
         if viewer.id in involved:
             return ("viewer", viewer.id)
-        return ("class", viewer_class(viewer))
+        return ("class", of_class)
 
     async def involved(self, loaders: Loaders, viewer_ids: set[int]) -> set[int]:
         """Which of these viewers take part in what the view shows."""
@@ -411,7 +414,7 @@ class PanelView(View):
             for e in batch.interaction_events
         ) or await super().may_change(batch)
 
-    def group_key(self, viewer: models.User, involved: set[int]) -> tuple:
+    def group_key(self, viewer: models.User, involved: set[int], of_class: tuple) -> tuple:
         return ("viewer", viewer.id)
 
     async def involved(self, loaders: Loaders, viewer_ids: set[int]) -> set[int]:
