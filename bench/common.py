@@ -23,6 +23,16 @@ from pathlib import Path
 
 import httpx
 
+# The integration mutations the write benchmarks send, as the telephony platform would.
+CREATE = """mutation($input: CreateInteractionInput!) { createInteraction(input: $input) {
+  interaction { id state } errors { message field } } }"""
+CONNECT = """mutation($input: AgentOnInteractionInput!) { connectAgent(input: $input) {
+  interaction { id state } errors { message field } } }"""
+DISCONNECT = """mutation($input: AgentOnInteractionInput!) { disconnectAgent(input: $input) {
+  interaction { id state } errors { message field } } }"""
+END = """mutation($input: EndInteractionInput!) { endInteraction(input: $input) {
+  interaction { id state } errors { message field } } }"""
+
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 RESULTS = Path(os.environ.get("BENCH_RESULTS", BENCH / "results"))

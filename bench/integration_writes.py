@@ -33,14 +33,12 @@ from dataclasses import dataclass, field
 import common
 import httpx
 
-CREATE = """mutation($input: CreateInteractionInput!) { createInteraction(input: $input) {
-  interaction { id state } errors { message field } } }"""
-CONNECT = """mutation($input: AgentOnInteractionInput!) { connectAgent(input: $input) {
-  interaction { id state } errors { message field } } }"""
-DISCONNECT = """mutation($input: AgentOnInteractionInput!) { disconnectAgent(input: $input) {
-  interaction { id state } errors { message field } } }"""
-END = """mutation($input: EndInteractionInput!) { endInteraction(input: $input) {
-  interaction { id state } errors { message field } } }"""
+CREATE, CONNECT, DISCONNECT, END = (
+    common.CREATE,
+    common.CONNECT,
+    common.DISCONNECT,
+    common.END,
+)
 PRESENCE = """mutation($input: SetPresenceInput!) { setPresence(input: $input) {
   user { id presence } errors { message field } } }"""
 

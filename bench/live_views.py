@@ -10,9 +10,11 @@ member of their queue (a tenth with a second one), about 5% monitored.
 Subscribers: 2,000 WebSocket connections (graphql-transport-ws, `websockets`, spread over
 several client processes so that the client side is not the bottleneck), each a supervisor
 (a few of them the admin) subscribing `queueActivityChanged` for 1 to 3 queues of their own
-division (any for the admin), all with one document whose interactions (in `snapshot`,
-`changed` and the agents' `interactions`) select `participants { ... monitorability {
-allowed reason modes canTakeOver currentMonitor { id } } }`. Two supervisors of each division
+division (any for the admin), all with one document whose interactions (in `snapshot` and
+`changed`) select `participants { ... monitorability { allowed reason modes canTakeOver
+currentMonitor { id } } }`, and whose On Queue agents list each agent's interactions by id,
+state, media type and start (the README's frontend document: the details of those that
+are in the queue are in its own lists, normalised by id). Two supervisors of each division
 do the monitoring and watch nothing (a viewer who monitors an interaction of the view gets an
 answer of its own: the watchers stay in their division's group).
 
@@ -62,6 +64,8 @@ import sys
 import time
 from collections import Counter, defaultdict
 
+import common
+
 ITEM = """
 fragment Item on Interaction {
   id state mediaType startedAt
@@ -69,7 +73,7 @@ fragment Item on Interaction {
     monitorability { allowed reason modes canTakeOver currentMonitor { id } } }
   activeMonitoring { id mode monitor { id name } }
 }
-fragment Agent on QueueAgent { agent { id name presence } interactions { ...Item } }
+fragment Agent on QueueAgent { agent { id name presence } interactions { id state mediaType startedAt } }
 """
 SUBSCRIPTION = (
     """subscription($queueId: ID!) { queueActivityChanged(queueId: $queueId) {
@@ -86,14 +90,12 @@ POLL = (
   waitingCount interactingCount onQueueAgentCount } }"""
     + ITEM
 )
-CREATE = """mutation($input: CreateInteractionInput!) { createInteraction(input: $input) {
-  interaction { id state } errors { message field } } }"""
-CONNECT = """mutation($input: AgentOnInteractionInput!) { connectAgent(input: $input) {
-  interaction { id state } errors { message field } } }"""
-DISCONNECT = """mutation($input: AgentOnInteractionInput!) { disconnectAgent(input: $input) {
-  interaction { id state } errors { message field } } }"""
-END = """mutation($input: EndInteractionInput!) { endInteraction(input: $input) {
-  interaction { id state } errors { message field } } }"""
+CREATE, CONNECT, DISCONNECT, END = (
+    common.CREATE,
+    common.CONNECT,
+    common.DISCONNECT,
+    common.END,
+)
 START = """mutation($input: StartMonitoringInput!) { startMonitoring(input: $input) {
   session { id state } errors { code message } } }"""
 STOP = """mutation($input: StopMonitoringInput!) { stopMonitoring(input: $input) {
@@ -463,7 +465,6 @@ class Floor:
     """What the simulator knows of the floor, from its own calls and the data it started from."""
 
     def __init__(self, database: str, queues: int, monitors: int, seed: int) -> None:
-        import common
 
         self.rnd = random.Random(seed)
         rows = asyncio.run(_directory(database))
@@ -853,7 +854,6 @@ def groups_of(floor: Floor, connections) -> dict[str, set]:
 
 def poll_sample(url: str, floor: Floor, pairs: list, pid: int, database: str) -> dict:
     """`queueActivity` of each sampled (user, queue), one at a time: server CPU per query."""
-    import common
     import httpx
 
     def one(client, user, queue):
@@ -1019,7 +1019,6 @@ def main() -> None:
     parser.add_argument("--no-generate", action="store_true")
     parser.add_argument("--quick", action="store_true", help="tiny data, 20 subscribers, seconds")
     arguments = parser.parse_args()
-    import common
     import generate
 
     sizes = generate.sizes_parser().parse_args(common.QUICK_SIZES if arguments.quick else [])
@@ -1075,7 +1074,6 @@ def main() -> None:
 
 def code_state() -> dict:
     """The commit measured, and whether app/ had uncommitted changes."""
-    import common
 
     def git(*args: str) -> str:
         return subprocess.run(
@@ -1124,8 +1122,6 @@ async def _end_all(simulator: Simulator, pks: list[int]) -> None:
 
 def measure(url, pid, database, floor, simulator, loop, connections, groups, arguments) -> dict:
     import multiprocessing
-
-    import common
 
     context = multiprocessing.get_context("spawn")
     processes = max(1, min(arguments.processes, len(connections)))
@@ -1261,7 +1257,6 @@ def measure(url, pid, database, floor, simulator, loop, connections, groups, arg
 
 
 def snapshot_usage(url: str, pid: int, database: str, clients: list[int]) -> dict:
-    import common
 
     own = os.times()
     return {
@@ -1319,7 +1314,6 @@ def settle(url: str, timeout: float) -> None:
 
 def profile_server(pid: int, simulator: Simulator, loop, arguments) -> dict | None:
     """py-spy on the server while the simulator goes on: where the time goes."""
-    import common
 
     tool = py_spy()
     if tool is None:
@@ -1379,7 +1373,6 @@ def figures(
     client_processes,
     arguments,
 ) -> dict:
-    import common
 
     measured = [c for c in simulator.changes if c["phase"] == "measured"]
     arrivals: dict[int, list] = defaultdict(list)
@@ -1545,7 +1538,6 @@ def figures(
 
 
 def report(result: dict) -> None:
-    import common
 
     last = result["last_subscriber_from_response"] or {}
     one = result["one_interaction_frames"] or {}
