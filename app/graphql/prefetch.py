@@ -66,6 +66,29 @@ def selected_names(info) -> frozenset[str]:
     return frozenset(names)
 
 
+def names_below(info, *path: str) -> frozenset[str]:
+    """The field names selected below the fields reached from this one by `path` (field
+    names, through fragments)."""
+    level = list(info.selected_fields)
+    for name in path:
+        found, pending = [], [s for field in level for s in field.selections]
+        while pending:
+            selection = pending.pop()
+            if not isinstance(selection, SelectedField):
+                pending.extend(selection.selections)  # a fragment
+            elif selection.name == name:
+                found.append(selection)
+        level = found
+    names: set[str] = set()
+    pending = [s for field in level for s in field.selections]
+    while pending:
+        selection = pending.pop()
+        if isinstance(selection, SelectedField):
+            names.add(selection.name)
+        pending.extend(selection.selections)
+    return frozenset(names)
+
+
 # What each field of an interaction (or below it) needs loaded.
 _NEEDS_PARTICIPANTS = {
     "participants",

@@ -22,6 +22,7 @@ from app.graphql.execution import PlainLeaves
 from app.graphql.ids import decode_cursor, decode_id, encode_cursor
 from app.graphql.live.transport import SLOW_SUBSCRIBER_CLOSE, Sink, current_operation
 from app.graphql.live.views import (
+    ROW_FIELDS,
     InteractionView,
     PanelView,
     QueueActivityView,
@@ -29,7 +30,7 @@ from app.graphql.live.views import (
     not_found,
 )
 from app.graphql.loaders import RowLoaders
-from app.graphql.prefetch import now_or_later, selected_names
+from app.graphql.prefetch import names_below, now_or_later, selected_names
 from app.graphql.types import (
     Info,
     Interaction,
@@ -482,7 +483,13 @@ class Subscription:
         queue = await info.context.loaders.queue.load(pk) if pk is not None else None
         if queue is None or not info.context.loaders.policy.queue.check(queue):
             raise not_found("queue")
-        await _live(info, lambda document, wanted: QueueActivityView(pk, document, wanted))
+        follow_details = bool(names_below(info, "agentsChanged", "interactions") - ROW_FIELDS)
+        await _live(
+            info,
+            lambda document, wanted: QueueActivityView(
+                pk, document, wanted, agents_follow_details=follow_details
+            ),
+        )
         return
         yield  # updates are written to the socket by the live view, not yielded
 

@@ -452,3 +452,52 @@ async def test_bad_subscriptions_get_clear_errors_and_break_nothing(server, live
     assert client.closed is None
     problems = [r for r in server.log_records() if r.get("level") in ("error", "critical")]
     assert problems == []
+
+
+BRIEF = QUEUE_ACTIVITY_FIELDS.replace(
+    "fragment Agent on QueueAgent { agent { id name presence } interactions { ...Item } }",
+    "fragment Agent on QueueAgent { agent { id name presence } "
+    "interactions { id state mediaType startedAt } }",
+)
+
+
+async def test_agents_listed_by_their_interactions_rows_change_only_with_those_rows(
+    server, live_api
+):
+    """Where the agents' interactions show only their own rows (the README's document), a
+    monitoring change or a second agent joining leaves the other agents as they are: they
+    are not sent again. The view still adds up to a fresh query at each step."""
+    api = live_api
+    assert "interactions { ...Item }" not in BRIEF
+    subscription = QUEUE_ACTIVITY_SUBSCRIPTION.replace(QUEUE_ACTIVITY_FIELDS, BRIEF)
+    query = QUEUE_ACTIVITY_QUERY.replace(QUEUE_ACTIVITY_FIELDS, BRIEF)
+    queue = api.ids["billing"]
+
+    async def agents_sent(update) -> list[str]:
+        fresh = (await api.data(query, {"queueId": queue}, user="ann"))["queueActivity"]
+        assert watcher.state.as_query_answer() == fresh
+        return sorted(a["agent"]["id"] for a in update["agentsChanged"])
+
+    call = await api.create(queue="billing")
+    async with LiveClient(server.ws_url, api.token("ann")) as client:
+        await client.subscribe("q", subscription, queueId=queue)
+        watcher = Watcher(client)
+        watcher.state.apply(await next_payload(client, "q", 0))
+        watcher.seen = 1
+
+        await api.connect(call, "bob")
+        assert await agents_sent(await watcher.next()) == [api.ids["bob"]]
+        session = (await api.start("carl", call))["session"]["id"]
+        update = await watcher.next()
+        assert [i["id"] for i in update["changed"]] == [call]
+        assert await agents_sent(update) == []
+        await api.connect(call, "dina")
+        assert await agents_sent(await watcher.next()) == [api.ids["dina"]]
+        await api.stop("carl", session)
+        assert await agents_sent(await watcher.next()) == []
+        await api.disconnect(call, "bob")
+        assert await agents_sent(await watcher.next()) == [api.ids["bob"]]
+        await api.end(call)
+        update = await watcher.next()
+        assert update["removed"] == [call]
+        assert api.ids["dina"] in await agents_sent(update)

@@ -37,6 +37,12 @@ from app.models.enums import InteractionState as State
 from app.monitoring.permissions import permissions_of
 from app.visibility import Policy
 
+# An Interaction's fields read from its own row: what an event about its participants or
+# monitoring leaves as it is.
+ROW_FIELDS = frozenset(
+    {"__typename", "id", "mediaType", "direction", "state", "startedAt", "endedAt"}
+)
+
 
 def not_found(what: str) -> GraphQLError:
     return GraphQLError(f"This {what} does not exist.", extensions={"code": "NOT_FOUND"})
@@ -218,6 +224,9 @@ def _took_part(interaction_ids):
 @dataclass(eq=False)
 class QueueActivityView(View):
     kind = "queueActivity"
+    # Whether the document's agentsChanged shows more of their interactions than the
+    # interaction's own row (ROW_FIELDS): then any change of one of them changes the agent.
+    agents_follow_details: bool = True
     _counted: tuple | None = field(default=None, repr=False)
 
     def _shown_interactions(self):
@@ -284,18 +293,21 @@ class QueueActivityView(View):
             return Snapshot()
         visible = batch.visible_to(sees.policy)
         touched = {e.interaction_id for e in visible}
-        # Agents whose `interactions` may have changed, or who joined or left the list.
-        agents = {a.user_id for e in visible for a in e.agents} | batch.presence_users
+        # Agents who joined or left the list, or whose `interactions` may have changed.
+        agents = set(batch.presence_users)
+        for e in visible:
+            agents |= self._agents_changed_by(e)
         if self.follows_presence:
             nested = await seen_presence_changes(batch, sees)
             touched |= nested
-            for group in await loaders.participants.load_many(list(nested)):
-                agents |= {
-                    p.user_id
-                    for p in group
-                    if p.purpose == ParticipantPurpose.AGENT
-                    and p.state == ParticipantState.CONNECTED
-                }
+            if self.agents_follow_details:
+                for group in await loaders.participants.load_many(list(nested)):
+                    agents |= {
+                        p.user_id
+                        for p in group
+                        if p.purpose == ParticipantPurpose.AGENT
+                        and p.state == ParticipantState.CONNECTED
+                    }
         rows = await batch.interactions(touched)
         mine = [r for r in rows if r.queue_id == self.subject]
         members = [row for pk, row in (await batch.members(self.subject)).items() if pk in agents]
@@ -329,6 +341,18 @@ class QueueActivityView(View):
                 on_queue_agent_count=on_queue,
             )
         )
+
+    def _agents_changed_by(self, event: Event) -> set[int]:
+        """The agents whose item an interaction's event may change. Where the document shows
+        only the interactions' own rows, that is the list an agent is on and the rows'
+        fields: an agent joining or leaving changes their own list (and the interaction's
+        state, WAITING or CONNECTED, only when nobody else is connected), an end every
+        agent's; monitoring changes none."""
+        if self.agents_follow_details or event.kind == EventKind.INTERACTION_ENDED:
+            return {agent.user_id for agent in event.agents}
+        if event.kind in (EventKind.AGENT_CONNECTED, EventKind.AGENT_DISCONNECTED):
+            return {event.user_id}
+        return set()
 
     async def _counts(self, loaders: Loaders) -> tuple[int, int, int]:
         """The three counts, the same for every group: read once per snapshot of rows."""
