@@ -56,14 +56,7 @@ async def settled(value: Any) -> Any:
 
 def selected_names(info) -> frozenset[str]:
     """Every field name in the query below this field (fragments included)."""
-    names: set[str] = set()
-    pending = list(info.selected_fields)
-    while pending:
-        selection = pending.pop()
-        if isinstance(selection, SelectedField):
-            names.add(selection.name)
-        pending.extend(selection.selections)
-    return frozenset(names)
+    return _names_in(info.selected_fields)
 
 
 def names_below(info, *path: str) -> frozenset[str]:
@@ -79,8 +72,12 @@ def names_below(info, *path: str) -> frozenset[str]:
             elif selection.name == name:
                 found.append(selection)
         level = found
+    return _names_in([s for field in level for s in field.selections])
+
+
+def _names_in(selections) -> frozenset[str]:
     names: set[str] = set()
-    pending = [s for field in level for s in field.selections]
+    pending = list(selections)
     while pending:
         selection = pending.pop()
         if isinstance(selection, SelectedField):
