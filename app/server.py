@@ -229,7 +229,8 @@ def server_for(app: FastAPI, host: str, port: int) -> uvicorn.Server:
         # Events are a few hundred bytes: compressing each one for each subscriber cost more
         # CPU than anything else in delivering to thousands, and saves little bandwidth.
         ws_per_message_deflate=False,
-        # Named, not "auto": live views read its transport's buffer (app/ops/edge.py).
+        # Named, not "auto": live views write frames through its protocol (DirectSocket in
+        # app/graphql/live/transport.py).
         ws="websockets-sansio",
         timeout_graceful_shutdown=10,
     )

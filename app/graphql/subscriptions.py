@@ -2,6 +2,7 @@
 interactions and presence."""
 
 import asyncio
+import json
 import weakref
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
@@ -9,7 +10,6 @@ from contextvars import ContextVar
 from datetime import datetime
 from typing import Annotated
 
-import orjson
 import sqlalchemy as sa
 import strawberry
 from graphql import ExecutionResult, GraphQLError, OperationDefinitionNode
@@ -211,7 +211,8 @@ async def _live(info: Info, view_of) -> None:
     document = (
         operation.query,
         operation.operation_name,
-        orjson.dumps(operation.variables or {}, option=orjson.OPT_SORT_KEYS),
+        # json, not orjson: variables may hold integers wider than 64 bits.
+        json.dumps(operation.variables or {}, sort_keys=True),
     )
     view: View = view_of(document, selected_names(info))
     viewer = info.context.authenticated_viewer

@@ -444,6 +444,9 @@ async def test_bad_subscriptions_get_clear_errors_and_break_nothing(server, live
         for n in range(20):  # subscribed and completed at once, before any snapshot
             await client.subscribe(f"brief{n}", PANEL_CHANGED)
             await client.complete(f"brief{n}")
+        # An unused variable wider than 64 bits: the view is keyed by its variables.
+        await client.subscribe("wide", PANEL_CHANGED, unused=10**30)
+        assert await next_payload(client, "wide", 0) == []
         watcher = Watcher(client)
         await watcher.start(api.ids["billing"])
         await api.create(queue="billing")
@@ -501,3 +504,35 @@ async def test_agents_listed_by_their_interactions_rows_change_only_with_those_r
         update = await watcher.next()
         assert update["removed"] == [call]
         assert api.ids["dina"] in await agents_sent(update)
+
+
+async def test_an_interaction_that_becomes_visible_enters_its_agents_lists(server, live_api, db):
+    """Tom (South) is an On Queue member of billing, on a sales call that Ann (North) cannot
+    see; Bob (North) joins it, and it becomes visible to her: in Tom's list too."""
+    api = live_api
+    directory = {
+        **DIRECTORY,
+        "queues": [
+            {**q, "members": [*q["members"], "tom"]} if q["key"] == "billing" else q
+            for q in DIRECTORY["queues"]
+        ],
+    }
+    await load_directory(db, DirectoryFile.model_validate(directory))
+    subscription = QUEUE_ACTIVITY_SUBSCRIPTION.replace(QUEUE_ACTIVITY_FIELDS, BRIEF)
+    query = QUEUE_ACTIVITY_QUERY.replace(QUEUE_ACTIVITY_FIELDS, BRIEF)
+    queue = api.ids["billing"]
+    call = await api.create(queue="sales")
+    await api.connect(call, "tom")
+    async with LiveClient(server.ws_url, api.token("ann")) as client:
+        await client.subscribe("q", subscription, queueId=queue)
+        watcher = Watcher(client)
+        watcher.state.apply(await next_payload(client, "q", 0))
+        watcher.seen = 1
+        (tom,) = [a for a in watcher.state.agents.values() if a["agent"]["id"] == api.ids["tom"]]
+        assert tom["interactions"] == []
+        await api.connect(call, "bob")
+        update = await watcher.next()
+        listed = {a["agent"]["id"]: a["interactions"] for a in update["agentsChanged"]}
+        assert [i["id"] for i in listed[api.ids["tom"]]] == [call]
+        fresh = (await api.data(query, {"queueId": queue}, user="ann"))["queueActivity"]
+        assert watcher.state.as_query_answer() == fresh

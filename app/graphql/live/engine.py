@@ -10,6 +10,7 @@ task subscribes to the broker while there are live views, and only then.
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 from dataclasses import dataclass, field
 
@@ -88,17 +89,17 @@ class LiveViews:
     async def follow(self, view: View, context, executor, sink: Sink, viewer: User) -> None:
         """Serve `view` to one subscriber until it ends: returns when the view completes,
         raises the GraphQLError it ends with."""
-        async with self._subscribing:  # one broker subscription, however many arrive at once
-            if self._subscriber is None:
-                self._subscriber, self._position = await self._broker.subscribe(
-                    _matches, notify=self._wake.set
-                )
+        if self._subscriber is None:
+            await self._subscribe()
         view = self._views.setdefault(view.key, view)
         member = Member(view, sink, context, executor, viewer)
         view.members.add(member)
         self._pending.append(member)
         if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="live-views")
+            # A context of its own: not the first subscriber's (its request id, its operation).
+            self._task = asyncio.create_task(
+                self._run(), name="live-views", context=contextvars.Context()
+            )
         self._wake.set()
         try:
             outcome = await member.done
@@ -121,6 +122,14 @@ class LiveViews:
                 await self._task
             self._task = None
         self._release()
+
+    async def _subscribe(self) -> None:
+        """Subscribe to the broker, once however many ask at once; events from now on."""
+        async with self._subscribing:
+            if self._subscriber is None:
+                self._subscriber, self._position = await self._broker.subscribe(
+                    _matches, notify=self._wake.set
+                )
 
     def _release(self) -> None:
         if self._subscriber is not None:
@@ -148,21 +157,23 @@ class LiveViews:
 
     async def _step(self) -> None:
         if self._subscriber is None:
-            return
+            if not self._views:
+                return
+            # Released after an overflow, and subscribing again failed: try again.
+            await self._subscribe()
         subscriber = self._subscriber
         try:
             events = subscriber.drain()
         except SlowSubscriber:  # the broker dropped what it had queued: start everyone over
             self._release()
-            subscriber, self._position = await self._broker.subscribe(
-                _matches, notify=self._wake.set
-            )
-            self._subscriber = subscriber
             self._restart_all()
-            events = []
+            await self._subscribe()
+            return
         # The broker offers what it reads; what committed before subscribing is not ours.
         events = [e for e in events if e.position > self._position]
         if events:
+            # Before the updates: if they fail, the new snapshots' cursor is not behind them.
+            self._position = events[-1].position
             if any(e.kind == EventKind.DIRECTORY_CHANGED for e in events):
                 # Who sees and belongs to what may have changed anywhere: start over.
                 self._directory.clear()
@@ -170,8 +181,6 @@ class LiveViews:
                 self._restart_all()
             else:
                 await self._apply(events)
-            if subscriber is self._subscriber:  # not released and subscribed again meanwhile
-                self._position = events[-1].position
         # Snapshots read after the batch: what they miss comes with later events.
         pending, self._pending = self._pending, []
         pending = [m for m in pending if not m.gone]
@@ -227,7 +236,8 @@ class LiveViews:
         if self._verify_sharing and len(group.members) > 1:
             await self._verify(view, group, None, viewers, reads, cursor, payload)
         for member in group.members:
-            view.ready.add(member)
+            if member in view.members:  # not gone while its snapshot was computed
+                view.ready.add(member)
             if update.final:
                 member.finish()
 
@@ -344,8 +354,7 @@ class LiveViews:
         for member in group.members:
             try:
                 written = member.sink.send(payload)
-            except SlowSocket:
-                member.finish()
+            except SlowSocket:  # closed with 4008: the close ends its operation
                 continue
             if written:
                 sent += written

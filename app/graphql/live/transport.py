@@ -25,6 +25,8 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     Operation,
 )
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.exceptions import InvalidState
+from websockets.protocol import State
 
 from app.ops.edge import SERVER_SEND
 
@@ -63,13 +65,22 @@ class DirectSocket:
 
     def write_now(self, text: str) -> bool | None:
         """True once written; False where the write would wait (the client reads slowly,
-        the transport is paused); None once the socket is closing."""
+        the transport is paused); None once the socket is closing (from either end)."""
         protocol = self._protocol
-        if protocol.disconnected or protocol.close_sent or not protocol.handshake_complete:
+        if (
+            protocol.disconnected
+            or protocol.close_sent
+            or not protocol.handshake_complete
+            or protocol.transport.is_closing()
+            or protocol.conn.state is not State.OPEN
+        ):
             return None
         if not protocol.writable.is_set():
             return False
-        protocol.conn.send_text(text.encode())
+        try:
+            protocol.conn.send_text(text.encode())
+        except InvalidState:  # the client's close frame arrived: as uvicorn's send does
+            return None
         protocol.transport.write(b"".join(protocol.conn.data_to_send()))
         return True
 
@@ -93,11 +104,13 @@ class Sink:
         self._backlog: collections.deque[str] = collections.deque()
         self._backlog_size = 0
         self._writer: asyncio.Task | None = None
+        self._slow = False
 
     @property
     def open(self) -> bool:
-        """Still subscribed: not completed by the client, not ended by the server."""
-        return self._operations.get(self._operation.id) is self._operation
+        """Still subscribed: not completed by the client, not ended by the server, not
+        closed for being too slow."""
+        return not self._slow and self._operations.get(self._operation.id) is self._operation
 
     def send(self, payload: str) -> int:
         """Write (or queue) one `next` frame; its size, 0 once closed. SlowSocket when the
@@ -122,7 +135,9 @@ class Sink:
 
     def _queue(self, frame: str) -> None:
         if self._backlog_size + len(frame) > BACKLOG_LIMIT:
+            self._slow = True
             self._backlog.clear()
+            self._backlog_size = 0
             asyncio.ensure_future(self._close_slow())
             raise SlowSocket
         self._backlog.append(frame)

@@ -44,6 +44,14 @@ ROW_FIELDS = frozenset(
 )
 
 
+@dataclass(frozen=True)
+class _Scope:
+    """An InteractionScope (app/visibility): an interaction's queue division and agents."""
+
+    queue_division_id: int
+    agents: tuple
+
+
 def not_found(what: str) -> GraphQLError:
     return GraphQLError(f"This {what} does not exist.", extensions={"code": "NOT_FOUND"})
 
@@ -296,7 +304,7 @@ class QueueActivityView(View):
         # Agents who joined or left the list, or whose `interactions` may have changed.
         agents = set(batch.presence_users)
         for e in visible:
-            agents |= self._agents_changed_by(e)
+            agents |= self._agents_changed_by(e, sees.policy)
         if self.follows_presence:
             nested = await seen_presence_changes(batch, sees)
             touched |= nested
@@ -342,16 +350,23 @@ class QueueActivityView(View):
             )
         )
 
-    def _agents_changed_by(self, event: Event) -> set[int]:
+    def _agents_changed_by(self, event: Event, policy: Policy) -> set[int]:
         """The agents whose item an interaction's event may change. Where the document shows
         only the interactions' own rows, that is the list an agent is on and the rows'
         fields: an agent joining or leaving changes their own list (and the interaction's
         state, WAITING or CONNECTED, only when nobody else is connected), an end every
-        agent's; monitoring changes none."""
+        agent's; monitoring changes none. Unless the joining agent is what makes the
+        interaction visible to the group (an agent of its division): then it enters the
+        lists of every agent on it."""
+        every = {agent.user_id for agent in event.agents}
         if self.agents_follow_details or event.kind == EventKind.INTERACTION_ENDED:
-            return {agent.user_id for agent in event.agents}
-        if event.kind in (EventKind.AGENT_CONNECTED, EventKind.AGENT_DISCONNECTED):
+            return every
+        if event.kind == EventKind.AGENT_DISCONNECTED:
             return {event.user_id}
+        if event.kind == EventKind.AGENT_CONNECTED:
+            others = tuple(a for a in event.agents if a.user_id != event.user_id)
+            seen_before = policy.interaction.check(_Scope(event.queue_division_id, others))
+            return {event.user_id} if seen_before else every
         return set()
 
     async def _counts(self, loaders: Loaders) -> tuple[int, int, int]:
