@@ -168,6 +168,7 @@ class LiveViews:
             self._release()
             self._restart_all()
             await self._subscribe()
+            self._wake.set()  # the snapshots, at once
             return
         # The broker offers what it reads; what committed before subscribing is not ours.
         events = [e for e in events if e.position > self._position]
