@@ -11,7 +11,6 @@ fails.
 """
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -21,6 +20,7 @@ import pytest
 
 from tests.demo.test_demo_process import printed_address, running_demo
 from tests.demo.test_live_demo import printed_queue_id, printed_subscription
+from tests.npm import npm_folder
 
 FRONTEND = "### Live views in a frontend"
 FILES = {"queueActivity.ts", "apollo.tsx", "urql.tsx"}
@@ -179,30 +179,7 @@ def test_the_readme_names_the_files_it_shows(repo_root):
 @pytest.fixture(scope="module")
 def frontend(tmp_path_factory):
     """The client libraries installed in a temporary folder."""
-    missing = [tool for tool in ("node", "npm") if shutil.which(tool) is None]
-    if missing:
-        message = (
-            f"the README's frontend code needs node and npm: {' and '.join(missing)} not found"
-        )
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    folder = tmp_path_factory.mktemp("frontend")
-    (folder / "package.json").write_text(
-        json.dumps({"name": "binocular-readme-frontend", "private": True, "type": "commonjs"})
-    )
-    installed = subprocess.run(
-        ["npm", "install", "--no-audit", "--no-fund", "--save-exact"]
-        + [f"{name}@{version}" for name, version in PACKAGES.items()],
-        check=False,
-        cwd=folder,
-        env={**os.environ, "npm_config_cache": str(folder / ".npm-cache")},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert installed.returncode == 0, f"npm install failed:\n{installed.stdout}\n{installed.stderr}"
-    return folder
+    return npm_folder(tmp_path_factory, "readme-frontend", PACKAGES, "commonjs")
 
 
 def tsc(folder, config: dict) -> None:

@@ -10,12 +10,12 @@ Without node or npm the test is skipped, unless CI is set: then it fails.
 """
 
 import json
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+
+from tests.npm import npm_folder
 
 GRAPHQL_HTTP_VERSION = "1.23.1"  # `npm view graphql-http version`, pinned
 ARTIFACT = Path(__file__).resolve().parents[1] / "artifacts" / "graphql-http-audit.txt"
@@ -61,42 +61,11 @@ process.stdout.write(JSON.stringify(summary));
 _LINES: dict[str, str] = {}
 
 
-def _missing_tools() -> str | None:
-    missing = [tool for tool in ("node", "npm") if shutil.which(tool) is None]
-    return f"{' and '.join(missing)} not found on PATH" if missing else None
-
-
 @pytest.fixture(scope="module")
 def audit_script(tmp_path_factory) -> Path:
     """graphql-http installed in a temporary folder, and the audit script beside it."""
-    problem = _missing_tools()
-    if problem:
-        message = f"graphql-http audit needs node and npm: {problem}"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    folder = tmp_path_factory.mktemp("graphql-http-audit")
-    (folder / "package.json").write_text(
-        json.dumps({"name": "binocular-graphql-http-audit", "private": True, "type": "module"})
-    )
-    installed = subprocess.run(
-        [
-            "npm",
-            "install",
-            "--no-audit",
-            "--no-fund",
-            f"graphql-http@{GRAPHQL_HTTP_VERSION}",
-        ],
-        check=False,
-        cwd=folder,
-        env={**os.environ, "npm_config_cache": str(folder / ".npm-cache")},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert installed.returncode == 0, (
-        f"npm install graphql-http@{GRAPHQL_HTTP_VERSION} failed ({installed.returncode}):\n"
-        f"{installed.stdout}\n{installed.stderr}"
+    folder = npm_folder(
+        tmp_path_factory, "graphql-http-audit", {"graphql-http": GRAPHQL_HTTP_VERSION}, "module"
     )
     script = folder / "audit.mjs"
     script.write_text(AUDIT_SCRIPT)
