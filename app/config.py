@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     # differences (binocular_live_view_sharing_mismatches): a check for tests and canaries,
     # at the cost of sharing nothing.
     live_view_verify_sharing: bool = False
+    # Execute documents compiled into Python functions (app/graphql/compiled); false runs
+    # every document on graphql-core, with the same answers, slower.
+    compiled_execution: bool = True
 
     @field_validator("allowed_origins", mode="before")
     @classmethod

@@ -4,8 +4,10 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import sqlalchemy as sa
 from alembic.config import Config
 from sqlalchemy import event
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -93,6 +95,16 @@ class Database:
         # Called with what was recorded (app.events.log.Recorded), after a transaction that
         # appended events has committed.
         self.on_events_committed: list[Callable[[list], None]] = []
+
+    def one_of(self, column, values) -> sa.ColumnElement[bool]:
+        """`column IN values`; on PostgreSQL `column = ANY(array)`: one parameter whatever
+        the number of values, so that the statement is compiled and prepared once, not once
+        per length of the list (SQLAlchemy expands IN into a parameter per value, which cost
+        a tenth of a 1,000-interaction queueActivity)."""
+        if self.sqlite:
+            return column.in_(values)
+        array = sa.bindparam(None, list(values), type_=postgresql.ARRAY(column.type))
+        return column == sa.any_(array)
 
     def read(self) -> AsyncSession:
         """A session for reads (read-only on PostgreSQL): one snapshot, from its first

@@ -129,7 +129,9 @@ def create_app(settings: Settings) -> FastAPI:
             await db.dispose()
 
     async def context() -> Context:
-        return Context(db, broker, metrics, settings.jwt_secret, live_views)
+        return Context(
+            db, broker, metrics, settings.jwt_secret, live_views, settings.compiled_execution
+        )
 
     router = _Router(
         schema,

@@ -37,12 +37,15 @@ class Context(BaseContext):
         metrics: Metrics,
         jwt_secret: str,
         live_views: "LiveViews | None" = None,
+        compiled_execution: bool = True,
     ) -> None:
         super().__init__()
         self.db = db
         self.broker = broker
         self.live_views = live_views
         self.metrics = metrics
+        # Documents run compiled (app/graphql/compiled), or all on graphql-core.
+        self.compiled_execution = compiled_execution
         self._jwt_secret = jwt_secret
         self._viewer: User | None = None
         self._authentication: asyncio.Future[User | None] | None = None

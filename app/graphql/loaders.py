@@ -77,6 +77,7 @@ class RowLoaders:
     viewer, so that all the subscribers of one event can share them."""
 
     def __init__(self, db: Database) -> None:
+        self.db = db
         self.reader = Reader(db)
         self.division = DataLoader(self._by_id(Division))
         self.user = DataLoader(self._by_id(User))
@@ -114,7 +115,7 @@ class RowLoaders:
         table = model.__table__
 
         async def load(ids: list[int]) -> list:
-            rows = await self.reader.rows(sa.select(table).where(table.c.id.in_(ids)))
+            rows = await self.reader.rows(sa.select(table).where(self.db.one_of(table.c.id, ids)))
             by_id = {row.id: row for row in rows}
             return [by_id.get(pk) for pk in ids]
 
@@ -124,7 +125,7 @@ class RowLoaders:
         rows = await self.reader.rows(
             sa.select(QueueMember.queue_id.label("member_of"), User.__table__)
             .join(User, User.id == QueueMember.user_id)
-            .where(QueueMember.queue_id.in_(queue_ids))
+            .where(self.db.one_of(QueueMember.queue_id, queue_ids))
             .order_by(User.name, User.id)
         )
         groups = defaultdict(list)
@@ -135,7 +136,9 @@ class RowLoaders:
     def _grouped(self, model, key_column, order_by: tuple) -> Callable:
         async def load(keys: list[int]) -> list[list]:
             rows = await self.reader.rows(
-                sa.select(model.__table__).where(key_column.in_(keys)).order_by(*order_by)
+                sa.select(model.__table__)
+                .where(self.db.one_of(key_column, keys))
+                .order_by(*order_by)
             )
             groups = defaultdict(list)
             for row in rows:
@@ -259,7 +262,9 @@ class Loaders(RowLoaders):
     def _visible_ids(self, model, condition) -> Callable:
         async def load(ids: list[int]) -> list[bool]:
             visible = set(
-                await self.scalars(sa.select(model.id).where(model.id.in_(ids), condition))
+                await self.scalars(
+                    sa.select(model.id).where(self.db.one_of(model.id, ids), condition)
+                )
             )
             return [pk in visible for pk in ids]
 
@@ -273,7 +278,7 @@ class Loaders(RowLoaders):
                 sa.select(Participant.user_id.label("agent_id"), Interaction.__table__)
                 .join(Interaction, Interaction.id == Participant.interaction_id)
                 .where(
-                    Participant.user_id.in_(user_ids),
+                    self.db.one_of(Participant.user_id, user_ids),
                     Participant.purpose == ParticipantPurpose.AGENT,
                     Participant.state == ParticipantState.CONNECTED,
                     Interaction.state != InteractionState.ENDED,

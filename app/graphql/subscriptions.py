@@ -17,8 +17,8 @@ from strawberry.dataloader import DataLoader
 
 from app.db import Database
 from app.events.broker import Batch, CursorExpired, Event, Position, SlowSubscriber
+from app.graphql.compiled.executor import CompiledExecution
 from app.graphql.enums import InteractionEventKind, MonitoringEventKind, Presence
-from app.graphql.execution import PlainLeaves
 from app.graphql.ids import decode_cursor, decode_id, encode_cursor
 from app.graphql.live.transport import SLOW_SUBSCRIBER_CLOSE, Sink, current_operation
 from app.graphql.live.views import (
@@ -220,7 +220,7 @@ async def _live(info: Info, view_of) -> None:
     await info.context.live_views.follow(view, info.context, executor, Sink(operation), viewer)
 
 
-class SharedAnswers(PlainLeaves):
+class SharedAnswers(CompiledExecution):
     """Executes a subscription event once for all the subscribers that would get the same
     answer: the same operation and variables, and the same viewer (everything a payload
     depends on besides the event). Thousands of supervisors watching the same floor then

@@ -70,6 +70,14 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.graphql_executions = Counter(
+            "binocular_graphql_executions",
+            "GraphQL executions, by executor: compiled, or graphql-core with the reason "
+            "(what the compiler does not handle, disabled, or an error met by the compiled "
+            "code, whose answer graphql-core then gives).",
+            ["executor", "reason"],
+            registry=self.registry,
+        )
         self.live_view_subscribers = Gauge(
             "binocular_live_view_subscribers",
             "Subscribers of live views (queueActivityChanged, interactionUpdated, "

@@ -23,9 +23,11 @@ on real rows, and checks every answer of generated queries against an oracle of 
   right.
 """
 
+import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cached_property
+from types import SimpleNamespace
 from typing import Any, Protocol
 
 import sqlalchemy as sa
@@ -124,6 +126,14 @@ class Policy:
         self.division_id: int = viewer.division_id
         self.roles = frozenset(Role(role) for role in viewer.roles)
         self.sees_everything = bool(self.roles & ALL_SEEING_ROLES)
+
+    @classmethod
+    def of(cls, viewer) -> "Policy":
+        """The viewer's policy, shared by every decision about a viewer with the same id,
+        division and roles (all a policy reads of its row): the monitoring rules decide for
+        every agent of a queue's activity, and building a policy and its rules each time was
+        a tenth of it."""
+        return _shared_policy(viewer.id, viewer.division_id, tuple(viewer.roles))
 
     @classmethod
     def of_class(cls, viewer) -> "Policy":
@@ -236,3 +246,8 @@ class Policy:
         (also a SessionScope, disclosed as when it happened). (A presence event is visible
         where its user is: `user`.)"""
         return self.interaction.check(event) and (not about_session or self.session.check(event))
+
+
+@functools.lru_cache(maxsize=1024)
+def _shared_policy(viewer_id: int | None, division_id: int, roles: tuple) -> Policy:
+    return Policy(SimpleNamespace(id=viewer_id, division_id=division_id, roles=roles))

@@ -1,0 +1,1 @@
+"""Compiled execution: a validated document becomes Python functions specialised for it."""
