@@ -27,8 +27,10 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 
 # The versions whose execute_field this overrides, and whose field definitions and resolver
-# attributes it reads (and, for uvicorn and Strawberry's WebSocket handler, whose internals
-# app/graphql/live/transport.py and app/ops/edge.py reach): pinned exactly in
+# attributes it reads (and whose executor internals, field collection, argument values,
+# enum types and resolver signatures app/graphql/compiled reaches; and, for uvicorn and
+# Strawberry's WebSocket handler, whose internals app/graphql/live/transport.py and
+# app/ops/edge.py reach): pinned exactly in
 # pyproject.toml, and checked by a test, so that an upgrade is a decision (reread the
 # overridden methods), never an accident.
 WRITTEN_FOR = {"graphql-core": "3.3.2", "strawberry-graphql": "0.341.2", "uvicorn": "0.54.0"}

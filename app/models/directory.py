@@ -1,5 +1,7 @@
 """The directory: divisions, users and queues, loaded by `binocular directory load`."""
 
+import functools
+
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
@@ -28,7 +30,7 @@ class User(SQLModel, table=True):
 
     @property
     def role_set(self) -> frozenset[Role]:
-        return frozenset(Role(role) for role in self.roles)
+        return _role_set(tuple(self.roles))
 
 
 class Queue(SQLModel, table=True):
@@ -43,3 +45,9 @@ class QueueMember(SQLModel, table=True):
 
     queue_id: int = Field(foreign_key="queue.id", primary_key=True)
     user_id: int = Field(foreign_key="users.id", primary_key=True, index=True)
+
+
+@functools.lru_cache(maxsize=64)
+def _role_set(roles: tuple[str, ...]) -> frozenset[Role]:
+    # Asked for by every monitoring decision: decided once per list of roles.
+    return frozenset(Role(role) for role in roles)

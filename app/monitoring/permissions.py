@@ -1,5 +1,7 @@
 """Monitoring permissions: what the directory grants a user, or their roles' defaults."""
 
+import functools
+
 from app.models.enums import MonitoringMode, MonitoringPermission, Role
 
 Permission = MonitoringPermission
@@ -20,9 +22,16 @@ MODE_PERMISSION = {
 
 def permissions_of(user) -> frozenset[Permission]:
     """A users row's monitoring permissions: its own, or else the union of its roles'."""
-    if user.permissions is not None:
-        return frozenset(Permission(name) for name in user.permissions)
+    own = user.permissions
+    return _permissions(tuple(own) if own is not None else None, tuple(user.roles))
+
+
+# The monitoring rules ask for every agent of a queue's activity: decided once per value.
+@functools.lru_cache(maxsize=256)
+def _permissions(own: tuple[str, ...] | None, roles: tuple[str, ...]) -> frozenset[Permission]:
+    if own is not None:
+        return frozenset(Permission(name) for name in own)
     granted: frozenset[Permission] = frozenset()
-    for role in user.roles:
+    for role in roles:
         granted |= ROLE_DEFAULTS.get(Role(role), frozenset())
     return granted

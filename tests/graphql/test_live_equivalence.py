@@ -26,6 +26,7 @@ from tests.servers import ServeProcess, metric
 ROUNDS = 5
 MUTATIONS = 20
 VIEW = '{view="queueActivity"}'
+EXECUTIONS = "binocular_graphql_executions_total"
 
 
 class SharingMismatch(AssertionError):
@@ -59,6 +60,9 @@ def live_figures(server: ServeProcess) -> dict[str, float]:
         "bytes": metric(server, "binocular_live_view_bytes_total", VIEW),
         "checks": metric(server, "binocular_live_view_sharing_checks_total"),
         "mismatches": metric(server, "binocular_live_view_sharing_mismatches_total"),
+        # Every execution of the process: the live views' deltas and snapshots, the queries.
+        "compiled": metric(server, EXECUTIONS, '{executor="compiled",reason=""}'),
+        "bailed": metric(server, EXECUTIONS, '{executor="graphql-core",reason="error"}'),
     }
 
 
@@ -92,6 +96,9 @@ def assert_exercised(traffic: Traffic, subscribers: Subscribers, counted: dict) 
         assert traffic.outcomes[kind] > 0, (kind, traffic.outcomes)
     # Shared: one execution per group, one delivery per subscriber.
     assert 0 < counted["executions"] < counted["deliveries"], counted
+    # Compiled (app/graphql/compiled): no update met an error and went to graphql-core.
+    assert counted["compiled"] >= counted["executions"], counted
+    assert counted["bailed"] == 0, counted
 
 
 async def run_equivalence(server: ServeProcess, directory, seed: int, prelude=None) -> dict:

@@ -23,6 +23,8 @@ always executed by graphql-core, counted by reason in /metrics.
 """
 
 import itertools
+import operator
+from datetime import datetime
 from typing import Any
 
 from graphql import (
@@ -48,6 +50,8 @@ from app.graphql.compiled import runtime
 
 DEFINITION = GraphQLCoreConverter.DEFINITION_BACKREF
 INT_MIN, INT_MAX = -(2**31), 2**31 - 1
+# Strawberry's DateTime serializer: a datetime's own isoformat.
+_ISOFORMAT = repr(operator.methodcaller("isoformat"))
 
 
 class Unsupported(Exception):
@@ -269,6 +273,9 @@ class Compiler:
             return (
                 f"{var} if {var}.__class__ is int and {INT_MIN} <= {var} <= {INT_MAX} else {slow}"
             )
+        if name == "DateTime" and repr(leaf_type.coerce_output_value) == _ISOFORMAT:
+            cls = self._constant(datetime, "T")
+            return f"{var}.isoformat() if {var}.__class__ is {cls} else {slow}"
         if isinstance(leaf_type, CustomGraphQLEnumType):
             names = self._constant(self._enum_names(leaf_type), "E")
             cls = self._constant(leaf_type.wrapped_cls, "T")

@@ -28,8 +28,8 @@ class Site:
         self.details = details
         self.field_nodes = to_nodes(details)
         self.parent_type = parent_type
-        # The path of the field's first occurrence (list items at index 0): resolvers see it
-        # in `info.path`; ours never read it (tests/graphql/compiled/test_seams.py).
+        # The path of the field's first occurrence (list items at index 0), which resolvers
+        # would see; ours never read it (tests/graphql/compiled/test_compiled.py).
         self.path = path
         self.definition = definition
 
