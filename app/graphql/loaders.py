@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from strawberry.dataloader import DataLoader
 
 from app.db import Database
-from app.graphql.prefetch import MISSING, peek, settled
+from app.graphql.prefetch import MISSING, RowLoader, peek, settled
 from app.models import (
     Division,
     Interaction,
@@ -79,34 +79,34 @@ class RowLoaders:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.reader = Reader(db)
-        self.division = DataLoader(self._by_id(Division))
-        self.user = DataLoader(self._by_id(User))
-        self.queue = DataLoader(self._by_id(Queue))
-        self.interaction = DataLoader(self._by_id(Interaction))
-        self.participant = DataLoader(self._by_id(Participant))
-        self.session = DataLoader(self._by_id(MonitoringSession))
-        self.participants = DataLoader(
+        self.division = RowLoader(self._by_id(Division))
+        self.user = RowLoader(self._by_id(User))
+        self.queue = RowLoader(self._by_id(Queue))
+        self.interaction = RowLoader(self._by_id(Interaction))
+        self.participant = RowLoader(self._by_id(Participant))
+        self.session = RowLoader(self._by_id(MonitoringSession))
+        self.participants = RowLoader(
             self._grouped(
                 Participant,
                 Participant.interaction_id,
                 (Participant.connected_at, Participant.id),
             )
         )
-        self.sessions = DataLoader(
+        self.sessions = RowLoader(
             self._grouped(
                 MonitoringSession,
                 MonitoringSession.interaction_id,
                 (MonitoringSession.started_at, MonitoringSession.id),
             )
         )
-        self.mode_changes = DataLoader(
+        self.mode_changes = RowLoader(
             self._grouped(
                 MonitoringModeChange,
                 MonitoringModeChange.session_id,
                 (MonitoringModeChange.at, MonitoringModeChange.id),
             )
         )
-        self.queue_members = DataLoader(self._queue_members)
+        self.queue_members = RowLoader(self._queue_members)
 
     async def close(self) -> None:
         await self.reader.close()
@@ -182,15 +182,15 @@ class Loaders(RowLoaders):
 
     @functools.cached_property
     def visible_interaction(self) -> DataLoader:
-        return DataLoader(self._visible_ids(Interaction, self.policy.interaction.sql))
+        return RowLoader(self._visible_ids(Interaction, self.policy.interaction.sql))
 
     @functools.cached_property
     def visible_user(self) -> DataLoader:
-        return DataLoader(self._visible_ids(User, self.policy.user))
+        return RowLoader(self._visible_ids(User, self.policy.user))
 
     @functools.cached_property
     def agent_interactions(self) -> DataLoader:
-        return DataLoader(self._agent_interactions(self.policy.interaction.sql))
+        return RowLoader(self._agent_interactions(self.policy.interaction.sql))
 
     # The policy applied to rows in memory. Each answers now when its rows are loaded (the
     # list roots prefetch them), else with an awaitable.

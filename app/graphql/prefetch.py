@@ -8,6 +8,7 @@ interaction, a subscription's payload) is loaded as before: the resolver returns
 awaitable instead of a value, and GraphQL awaits it.
 """
 
+import asyncio
 import inspect
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -18,8 +19,70 @@ from strawberry.types.nodes import SelectedField
 MISSING = object()
 
 
+class RowLoader(DataLoader):
+    """A DataLoader that keeps the values it was primed with, or fetched in bulk, in a
+    plain dict. A large list's items peek at their rows thousands of times, and a future
+    each, with its callbacks and a gather (DataLoader.load_many), cost a third of a
+    1,000-interaction queueActivity; `fetch_many` and `prime_many` make none."""
+
+    def __init__(self, load_fn) -> None:
+        super().__init__(load_fn)
+        self.settled: dict = {}
+        # Keys that a fetch_many is reading now -> the future its end sets.
+        self._fetching: dict[Any, asyncio.Future] = {}
+
+    def load(self, key):
+        if key in self.settled:
+            future = self.loop.create_future()
+            future.set_result(self.settled[key])
+            return future
+        return super().load(key)
+
+    def prime_many(self, data, force: bool = False) -> None:
+        settled = self.settled
+        for key, value in data.items():
+            if force or (key not in settled and self.cache_map.get(key) is None):
+                settled[key] = value
+        if self.batch is not None and not self.batch.dispatched:
+            super().prime_many(data, force)  # settles the keys the pending batch waits for
+
+    async def fetch_many(self, keys: Iterable) -> list:
+        """The values of `keys`: those neither settled nor being read are read in one call
+        of the batch function; those being read (by another fetch_many, or load) awaited."""
+        keys = list(keys)
+        settled, fetching = self.settled, self._fetching
+        missing = [
+            key
+            for key in dict.fromkeys(keys)
+            if key not in settled and key not in fetching and self.cache_map.get(key) is None
+        ]
+        if missing:
+            done = self.loop.create_future()
+            fetching.update(dict.fromkeys(missing, done))
+            try:
+                for key, value in zip(missing, await self.load_fn(missing), strict=True):
+                    settled.setdefault(key, value)
+            finally:
+                for key in missing:
+                    del fetching[key]
+                done.set_result(None)
+        others = {id(f): f for key in keys if key not in settled and (f := fetching.get(key))}
+        if others:
+            await asyncio.gather(*others.values())
+        loading = [key for key in keys if key not in settled]
+        if loading:  # loaded by load(), or a fetch that failed: as DataLoader would
+            for key, value in zip(loading, await self.load_many(loading), strict=True):
+                settled.setdefault(key, value)
+        return [settled[key] for key in keys]
+
+
 def peek(loader: DataLoader, key: Any) -> Any:
     """The loaded value of `key`, or MISSING when it is not loaded (yet)."""
+    settled = getattr(loader, "settled", None)
+    if settled is not None:
+        value = settled.get(key, MISSING)
+        if value is not MISSING:
+            return value
     future = loader.cache_map.get(key)
     if future is None or not future.done() or future.cancelled() or future.exception():
         return MISSING
@@ -110,16 +173,18 @@ async def prefetch_interactions(loaders, rows: Iterable, wanted: frozenset[str])
         return
     loaders.interaction.prime_many({row.id: row for row in rows})
     ids = [row.id for row in rows]
-    participants = await loaders.participants.load_many(ids) if wanted & _NEEDS_PARTICIPANTS else []
-    sessions = await loaders.sessions.load_many(ids) if wanted & _NEEDS_SESSIONS else []
+    participants = (
+        await loaders.participants.fetch_many(ids) if wanted & _NEEDS_PARTICIPANTS else []
+    )
+    sessions = await loaders.sessions.fetch_many(ids) if wanted & _NEEDS_SESSIONS else []
     users, queues = [], []
     if wanted & _NEEDS_USERS:
         user_ids = {p.user_id for group in participants for p in group if p.user_id is not None}
         user_ids |= {s.monitor_id for group in sessions for s in group}
         user_ids |= {s.agent_id for group in sessions for s in group}
-        users = await loaders.user.load_many(sorted(user_ids))
+        users = await loaders.user.fetch_many(sorted(user_ids))
     if wanted & _NEEDS_QUEUES:
-        queues = await loaders.queue.load_many(sorted({row.queue_id for row in rows}))
+        queues = await loaders.queue.fetch_many(sorted({row.queue_id for row in rows}))
     if "division" in wanted:
         division_ids = {u.division_id for u in users if u} | {q.division_id for q in queues if q}
-        await loaders.division.load_many(sorted(division_ids))
+        await loaders.division.fetch_many(sorted(division_ids))

@@ -58,7 +58,7 @@ async def prefetch_agents(loaders: Loaders, agents: list, wanted: frozenset[str]
     """Prime what On Queue agents' rows need: their in-progress interactions, and those
     interactions' own reads."""
     if agents and "interactions" in wanted:
-        groups = await loaders.agent_interactions.load_many([u.id for u in agents])
+        groups = await loaders.agent_interactions.fetch_many([u.id for u in agents])
         await prefetch_interactions(loaders, [row for group in groups for row in group], wanted)
 
 

@@ -122,7 +122,7 @@ class Batch:
 
     async def interactions(self, ids) -> list:
         """These interactions' rows, as they are now (through the batch's shared loader)."""
-        rows = await self._reads.interaction.load_many(list(ids))
+        rows = await self._reads.interaction.fetch_many(list(ids))
         return [row for row in rows if row is not None]
 
     def visible_to(self, policy: Policy) -> list[Event]:
@@ -309,7 +309,7 @@ class QueueActivityView(View):
             nested = await seen_presence_changes(batch, sees)
             touched |= nested
             if self.agents_follow_details:
-                for group in await loaders.participants.load_many(list(nested)):
+                for group in await loaders.participants.fetch_many(list(nested)):
                     agents |= {
                         p.user_id
                         for p in group
