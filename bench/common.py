@@ -6,9 +6,15 @@ worker, uvloop and httptools), and wrk as the load generator, as the issue's bas
 The write benchmarks also measure a reference revision of the code side by side (`Reference`,
 `sides`): a git worktree of it, served with the same virtual environment from its own
 database, migrated by its own migrations.
+
+The read benchmarks measure both GraphQL executors side by side (`EXECUTORS`,
+`serve_executors`, `Executions`): the compiled one (the default) and graphql-core
+(`BINOCULAR_COMPILED_EXECUTION=false`), each a `binocular serve` of this working tree on the
+same database, with `/metrics` read to check that each side ran on its executor.
 """
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -121,6 +127,127 @@ def serve_many(database_url: str, count: int, env: dict | None = None, code: Pat
             process.terminate()
         for process in processes:
             process.wait(20)
+
+
+# --- the two GraphQL executors, side by side -------------------------------------------------
+
+# Each executor's serve environment: compiled (app/graphql/compiled, the default), and every
+# document on graphql-core, as before it.
+EXECUTORS = {"compiled": {}, "graphql-core": {"BINOCULAR_COMPILED_EXECUTION": "false"}}
+
+
+@contextmanager
+def serve_executors(database_url: str, env: dict | None = None):
+    """One `binocular serve` of this working tree per executor, on the same database, both
+    up for the whole measure (an idle one waits on PostgreSQL's LISTEN); yields {executor:
+    base URL}."""
+    with contextlib.ExitStack() as stack:
+        yield {
+            name: stack.enter_context(serve(database_url, {**(env or {}), **overrides}))
+            for name, overrides in EXECUTORS.items()
+        }
+
+
+_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
+def graphql_executions(url: str) -> dict[tuple[str, str], float]:
+    """`binocular_graphql_executions_total` of the server's /metrics, by (executor, reason)."""
+    text = httpx.get(f"{url}/metrics", timeout=30).text
+    found = {}
+    for line in text.splitlines():
+        if line.startswith("binocular_graphql_executions_total{"):
+            labels, value = line.rsplit(" ", 1)
+            named = dict(_LABEL.findall(labels))
+            found[(named.get("executor", ""), named.get("reason", ""))] = float(value)
+    return found
+
+
+def executions_since(before: dict, after: dict) -> dict:
+    """What ran between two readings of `graphql_executions`: {"compiled": n, "graphql-core":
+    {reason: n}}."""
+    compiled, core = 0, {}
+    for (executor, reason), value in after.items():
+        n = int(value - before.get((executor, reason), 0.0))
+        if not n:
+            continue
+        if executor == "compiled":
+            compiled += n
+        else:
+            core[reason] = core.get(reason, 0) + n
+    return {"compiled": compiled, "graphql-core": core}
+
+
+def executor_problem(executor: str, counts: dict, at_least: int, allowed=()) -> str:
+    """Why `counts` (of `executions_since`) are not what a server of `executor` runs, or "":
+    a compiled side must have run at least `at_least` executions compiled and none on
+    graphql-core but for the reasons in `allowed` (a mutation never compiles); a graphql-core
+    side none compiled and at least `at_least` on graphql-core ("disabled")."""
+    compiled, core = counts["compiled"], counts["graphql-core"]
+    if executor == "compiled":
+        others = {reason: n for reason, n in core.items() if reason not in allowed}
+        if others:
+            return f"ran on graphql-core ({others})"
+        if compiled < at_least:
+            return f"ran {compiled} executions compiled, not at least {at_least}"
+        return ""
+    if compiled:
+        return f"ran {compiled} executions compiled"
+    if sum(core.values()) < at_least:
+        return f"ran {sum(core.values())} executions on graphql-core, not at least {at_least}"
+    return ""
+
+
+class Executions:
+    """What one server executed between two readings of its /metrics, checked against the
+    executor it was started with (see `executor_problem`): `Executions(url, executor)`
+    before the measure, then `.check(at_least)` after it, which exits when the server did
+    not run on its executor and returns the counts."""
+
+    def __init__(self, url: str, executor: str, allowed: tuple[str, ...] = ()) -> None:
+        self.url, self.executor, self.allowed = url, executor, allowed
+        self.before = graphql_executions(url)
+
+    def check(self, at_least: int, what: str = "the measure") -> dict:
+        counts = executions_since(self.before, graphql_executions(self.url))
+        wrong = executor_problem(self.executor, counts, at_least, self.allowed)
+        if wrong:
+            raise SystemExit(f"the {self.executor} server {wrong} during {what}: {self.url}")
+        return counts
+
+
+def executions_total(runs: list[dict]) -> dict:
+    """The executions of runs (each with its `executions`, from `Executions.check`), summed."""
+    total = {"compiled": 0, "graphql-core": {}}
+    for run in runs:
+        counts = run.get("executions")
+        if not counts:
+            continue
+        total["compiled"] += counts["compiled"]
+        for reason, n in counts["graphql-core"].items():
+            total["graphql-core"][reason] = total["graphql-core"].get(reason, 0) + n
+    return total
+
+
+def wait_idle(pid: int | None, timeout: float = 15) -> float:
+    """Wait until the process at `pid` stops using CPU (none over 0.3 s; a clock tick allowed):
+    after wrk stops, a server still answers the requests it had queued, which would take CPU
+    from the next run. Returns the seconds waited."""
+    began = time.monotonic()
+    if pid is None:
+        return 0.0
+    last = cpu_seconds(pid)
+    while time.monotonic() - began < timeout:
+        time.sleep(0.3)
+        now = cpu_seconds(pid)
+        if now - last <= 0.011:
+            break
+        last = now
+    return round(time.monotonic() - began, 2)
+
+
+def ratio(numerator: float | None, denominator: float | None, digits: int = 3) -> float | None:
+    return round(numerator / denominator, digits) if numerator and denominator else None
 
 
 @contextmanager

