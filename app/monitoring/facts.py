@@ -7,7 +7,7 @@ statements that each see another moment.
 """
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import sqlalchemy as sa
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -16,16 +16,16 @@ from app.models import Interaction, MonitoringSession, Participant, Queue, User
 from app.models.enums import MonitoringState, ParticipantPurpose, ParticipantState
 
 
-@dataclass(frozen=True)
-class AgentFact:
+# Named tuples: immutable like frozen dataclasses, and built in a fraction of their time
+# (the facts are built for every agent of a queue's activity, for `monitorability`).
+class AgentFact(NamedTuple):
     user_id: int
     name: str
     division_id: int
     connected: bool
 
 
-@dataclass(frozen=True)
-class InteractionFacts:
+class InteractionFacts(NamedTuple):
     interaction: Interaction
     queue_division_id: int
     agents: tuple[AgentFact, ...]
