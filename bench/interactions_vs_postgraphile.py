@@ -248,7 +248,14 @@ def check_equivalent(
 def _median_run(runs: list[dict]) -> dict:
     """Medians of the runs (a run that completed no request has no latencies)."""
     medians = {}
-    for key in ("requests_per_s", "p50_ms", "p90_ms", "p99_ms"):
+    for key in (
+        "requests_per_s",
+        "p50_ms",
+        "p90_ms",
+        "p99_ms",
+        "server_cpu_ms_per_request",
+        "postgres_cpu_ms_per_request",
+    ):
         values = [run[key] for run in runs if key in run]
         medians[key] = common.median(values) if values else None
     return medians
@@ -338,7 +345,14 @@ def main() -> None:
         for _, name in common.alternating(list(targets), arguments.rounds):
             url, body = targets[name]
             executions = common.Executions(binocular[name], name) if name in binocular else None
+            # What a page costs each server, and PostgreSQL, in CPU: what bounds the rate.
+            server_cpu, postgres_cpu = common.cpu_seconds(pids[name]), common.postgres_cpu_seconds()
             run = common.wrk(url, body, headers, arguments.seconds, arguments.connections)
+            for key, used in (
+                ("server_cpu_ms_per_request", common.cpu_seconds(pids[name]) - server_cpu),
+                ("postgres_cpu_ms_per_request", common.postgres_cpu_seconds() - postgres_cpu),
+            ):
+                run[key] = round(1000 * used / max(run["requests"], 1), 3)
             run["idle_wait_s"] = common.wait_idle(pids[name])
             if executions is not None:
                 run["executions"] = executions.check(run["requests"], "a run")
@@ -365,7 +379,13 @@ def main() -> None:
         f"{core['requests_per_s']:.0f} req/s, postgraphile {theirs['requests_per_s']:.0f} "
         f"req/s; compiled/postgraphile {ratio:.2f} (target >= 1), graphql-core/postgraphile "
         f"{ratios['graphql_core_over_postgraphile']:.2f}, compiled/graphql-core "
-        f"{ratios['compiled_over_graphql_core']:.2f} ({executed['compiled']['compiled']} "
+        f"{ratios['compiled_over_graphql_core']:.2f}; CPU a page, server + PostgreSQL: "
+        + "; ".join(
+            f"{side} {medians[side]['server_cpu_ms_per_request']:.2f} + "
+            f"{medians[side]['postgres_cpu_ms_per_request']:.2f} ms"
+            for side in medians
+        )
+        + f" ({executed['compiled']['compiled']} "
         f"executions compiled; {same['interactions']} interactions, {same['participants']} "
         "participants per page"
         + ("; quick: a smoke test, not a measure)" if arguments.quick else ")"),
