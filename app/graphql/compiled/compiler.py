@@ -23,6 +23,7 @@ always executed by graphql-core, counted by reason in /metrics.
 """
 
 import itertools
+import keyword
 import operator
 from datetime import datetime
 from typing import Any
@@ -203,7 +204,7 @@ class Compiler:
             python_name = definition.python_name
             value = (
                 f"src.{python_name}"
-                if python_name.isidentifier()
+                if python_name.isidentifier() and not keyword.iskeyword(python_name)
                 else f"getattr(src, {python_name!r})"
             )
             may_await = False
