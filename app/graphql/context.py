@@ -68,7 +68,8 @@ class Context(BaseContext):
         """The authenticated user, or None; read once per request, however many ask at once."""
         if self._authentication is None:
             self._authentication = asyncio.ensure_future(self._authenticate())
-        self._viewer = await self._authentication
+        # Shielded: shared by the operation's resolvers (see RowLoader.load).
+        self._viewer = await asyncio.shield(self._authentication)
         return self._viewer
 
     async def _authenticate(self) -> User | None:
@@ -124,6 +125,16 @@ class Context(BaseContext):
         loaders, self._loaders = self._loaders, None
         if loaders is not None:
             await loaders.close()
+
+    async def read_again(self) -> None:
+        """Start the operation's reads over, authentication included, unless they are
+        shared with other subscribers (their loaders hold what the others read too): an
+        execution given up by the compiled code runs again on graphql-core as if it had run
+        alone, with every await where it would have been."""
+        if self._loaders is not None and self._loaders.shared:
+            return
+        await self.forget_reads()
+        self._viewer = self._authentication = None
 
     @asynccontextmanager
     async def writing(self) -> AsyncIterator[None]:

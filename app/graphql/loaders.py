@@ -169,12 +169,12 @@ class Loaders(RowLoaders):
         else:
             vars(self).update(vars(shared))  # the same loaders and reader, not copies
         self._viewer = viewer
-        self._shared = shared is not None
+        self.shared = shared is not None
         self.policy = policy or Policy(viewer)
 
     async def close(self) -> None:
         """End the snapshot, unless it belongs to the subscribers that share it."""
-        if not self._shared:
+        if not self.shared:
             await super().close()
 
     # Built on first use: each builds SQL for the viewer, which a subscriber resolving an

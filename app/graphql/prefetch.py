@@ -36,7 +36,10 @@ class RowLoader(DataLoader):
             future = self.loop.create_future()
             future.set_result(self.settled[key])
             return future
-        return super().load(key)
+        # Shielded: the future is shared by every resolver that loads the key, and one
+        # awaiting it when graphql-core cancels it (the siblings of a failed list item are)
+        # would cancel it for all the others, and the CancelledError end the request.
+        return asyncio.shield(super().load(key))
 
     def prime_many(self, data, force: bool = False) -> None:
         settled = self.settled

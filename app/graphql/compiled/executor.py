@@ -89,9 +89,7 @@ class CompiledExecution(PlainLeaves):
             data = plan.root(run, self.root_value)
         except Exception:
             logger.debug("the compiled code bailed", exc_info=True)
-            if run.pending:
-                return self._again_after(run, serially)
-            return self._on_graphql_core(serially, "error")
+            return self._again_after(run, serially)
         if run.pending:
             return self._settled(run, data, serially)
         self._count("compiled", "")
@@ -107,7 +105,13 @@ class CompiledExecution(PlainLeaves):
         return ExecutionResult(data, None)
 
     async def _again_after(self, run: Run, serially: bool | None) -> ExecutionResult:
+        """graphql-core executes the document as if alone: on reads of its own, since the
+        order in which it reports errors (and which siblings of an error it cancels) depends
+        on what its loaders already hold."""
         await run.abandon()
+        read_again = getattr(self.context_value, "read_again", None)
+        if read_again is not None:
+            await read_again()
         result = self._on_graphql_core(serially, "error")
         return await result if self.is_awaitable(result) else result
 
