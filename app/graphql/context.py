@@ -50,6 +50,7 @@ class Context(BaseContext):
         self._viewer: User | None = None
         self._authentication: asyncio.Future[User | None] | None = None
         self._loaders: Loaders | None = None
+        self._operation_ended = False
 
     def _authorization(self) -> str | None:
         if self.connection_params is not None:
@@ -99,6 +100,11 @@ class Context(BaseContext):
             if self._viewer is None:
                 raise RuntimeError("loaders used before authentication")
             self._loaders = Loaders(self.db, self._viewer)
+            if self._operation_ended:
+                # A resolver that outlived its operation (graphql-core settles the siblings
+                # of a failed field in the background): it reads on connections it gives
+                # back at once, rather than open a snapshot that nobody would close.
+                self._loaders.reader.outlived()
         return self._loaders
 
     def for_operation(self) -> "Context":
@@ -119,6 +125,11 @@ class Context(BaseContext):
         """A subscription's viewer as the directory has it now (roles and division may have
         changed since the subscription began): what follows is decided for them."""
         self._viewer = current
+
+    async def end_operation(self) -> None:
+        """The operation is over: end its reads, and any that come after it."""
+        self._operation_ended = True
+        await self.forget_reads()
 
     async def forget_reads(self) -> None:
         """End the operation's snapshot and drop what it cached: later reads see a new moment."""

@@ -52,6 +52,12 @@ class Reader:
         return await self._run(statement, lambda result: result.scalars().all())
 
     async def _run(self, statement, take: Callable[[sa.Result], Sequence]) -> Sequence:
+        # Shielded: a resolver cancelled while its statement runs (graphql-core cancels the
+        # siblings of a failed field) must not stop the statement halfway, which left the
+        # snapshot's connection unusable and never returned to the pool.
+        return await asyncio.shield(self._run_alone(statement, take))
+
+    async def _run_alone(self, statement, take: Callable[[sa.Result], Sequence]) -> Sequence:
         async with self._one_at_a_time:
             if self._closed:
                 # A DataLoader batch that outlived its operation (its resolvers were
@@ -61,6 +67,10 @@ class Reader:
             if self._snapshot is None:
                 self._snapshot = await self._db.snapshot()
             return take(await self._snapshot.execute(statement))
+
+    def outlived(self) -> None:
+        """Read alone from the start (a Reader made after its operation ended)."""
+        self._closed = True
 
     async def close(self) -> None:
         """End the snapshot and give the connection back; later reads see a moment of their

@@ -150,7 +150,7 @@ class _OneSnapshotPerOperation(SchemaExtension):
         try:
             yield
         finally:
-            await operation.forget_reads()
+            await operation.end_operation()
 
 
 class _Schema(strawberry.Schema):
