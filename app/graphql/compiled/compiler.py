@@ -165,7 +165,7 @@ class Compiler:
         nullable: bool | None,
         checked: bool = True,
     ) -> str:
-        """`def cN(run, src)`: the object's selection set, with the null check (none for the
+        """`def oN(run, src)`: the object's selection set, with the null check (none for the
         root value: nullable None) and the type check of its completion."""
         name = self._name("o")
         lines = [f"def {name}(run, src):"]
