@@ -117,7 +117,13 @@ class CompiledExecution(PlainLeaves):
 
     def _on_graphql_core(self, serially: bool | None, reason: str):
         self._count("graphql-core", reason)
-        return super().execute_operation(serially)
+        # Root fields one after the other, queries too: when two non-null root fields fail,
+        # graphql-core run in parallel reports the errors of whichever failed first and
+        # cancels the other, a race between their reads. One after the other, the same
+        # document always gives the same errors. What runs here is an error answer, or a
+        # mutation (serial anyway), or introspection; and since the Reader runs one
+        # statement at a time, little parallelism is lost.
+        return super().execute_operation(True if serially is None else serially)
 
     def _count(self, executor: str, reason: str) -> None:
         metrics = getattr(self.context_value, "metrics", None)
