@@ -14,6 +14,7 @@ from app.config import Settings
 from app.demo.traffic import Traffic
 from app.graphql.ids import encode_id
 from app.models import Interaction, MonitoringSession, Queue, User
+from app.models.directory import role_set
 from app.models.enums import MonitoringState, Role
 from app.server import create_app, server_for
 
@@ -83,7 +84,7 @@ async def print_live_subscription(app, console: Console) -> None:
         queues = (await session.exec(sa.select(Queue).order_by(Queue.id))).scalars().all()
     supervisors: dict[int, User] = {}  # the first of each division
     for user in users:
-        if Role.SUPERVISOR in user.role_set:
+        if Role.SUPERVISOR in role_set(user):
             supervisors.setdefault(user.division_id, user)
     queues = [queue for queue in queues if queue.division_id in supervisors]
     if not queues:

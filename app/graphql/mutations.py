@@ -16,6 +16,7 @@ from app.graphql.enums import (
 from app.graphql.ids import decode_id
 from app.graphql.types import Info, Interaction, MonitoringSession, User
 from app.models import User as UserRow
+from app.models.directory import role_set
 from app.models.enums import Role
 from app.monitoring import integration
 from app.monitoring.errors import IntegrationError, MonitoringError
@@ -183,7 +184,7 @@ async def _monitoring_error(info: Info, error: MonitoringError) -> MonitoringErr
 
 async def _integration_viewer(info: Info) -> UserRow:
     viewer = await info.context.require_viewer()
-    if Role.INTEGRATION not in viewer.role_set:
+    if Role.INTEGRATION not in role_set(viewer):
         raise GraphQLError(
             "Only the telephony integration (INTEGRATION role) may report interactions.",
             extensions={"code": "FORBIDDEN"},

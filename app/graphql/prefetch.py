@@ -106,7 +106,7 @@ async def _later(loader: DataLoader, key: Any, convert: Callable[[Any], Any]) ->
 
 def then(value: Any, convert: Callable[[Any], Any]) -> Any:
     """`convert(value)` now, or an awaitable of it when `value` is one."""
-    if inspect.isawaitable(value):
+    if value.__class__ is not list and inspect.isawaitable(value):  # rows are lists
         return _then_later(value, convert)
     return convert(value)
 

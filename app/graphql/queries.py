@@ -180,17 +180,17 @@ async def _node(info: Info, type_name: str, pk: int) -> Node | None:
         row = await loaders.queue.load(pk)
         return Queue.of(row) if row is not None and policy.queue.check(row) else None
     if type_name == "User":
-        return User.of(await loaders.user.load(pk)) if await loaders.visible_user.load(pk) else None
+        row = await loaders.visible_user.load(pk)
+        return User.of(row) if row is not None else None
     if type_name == "Interaction":
-        if not await loaders.visible_interaction.load(pk):
-            return None
-        return Interaction.of(await loaders.interaction.load(pk))
+        row = await loaders.visible_interaction.load(pk)
+        return Interaction.of(row) if row is not None else None
     loader, seen_of, wrap = {
         "Participant": (loaders.participant, loaders.participants_seen, Participant.of),
         "MonitoringSession": (loaders.session, loaders.sessions_seen, MonitoringSession.of),
     }[type_name]
     row = await loader.load(pk)
-    if row is None or not await loaders.visible_interaction.load(row.interaction_id):
+    if row is None or await loaders.visible_interaction.load(row.interaction_id) is None:
         return None
     # A MONITOR participant or a session: only where the viewer may see the monitoring.
     seen = await settled(seen_of(row.interaction_id))

@@ -77,7 +77,7 @@ class _SharedWork:
         statement per viewer and batch."""
         loader = self._visible_users.get(viewer.id)
         if loader is None:
-            condition = Policy(viewer).user
+            condition = Policy.of(viewer).user
 
             async def load(ids: list[int]) -> list[bool]:
                 async with self._db.single_read() as session:
@@ -124,7 +124,7 @@ async def _deliverable(info: Info, event: Event, viewer_id: int) -> bool:
     info.context.follow_directory(current)
     if event.kind == EventKind.PRESENCE_CHANGED:
         return await shared.visible_users(current).load(event.user_id)
-    return Policy(current).interaction_event(event, event.kind in MONITORING_EVENTS)
+    return Policy.of(current).interaction_event(event, event.kind in MONITORING_EVENTS)
 
 
 async def _follow(info: Info, matches, after: str | None) -> AsyncGenerator[Event, None]:
@@ -505,7 +505,7 @@ class Subscription:
     ) -> AsyncGenerator[Interaction, None]:
         await info.context.require_viewer()
         pk = decode_id(id, "Interaction")
-        if pk is None or not await info.context.loaders.visible_interaction.load(pk):
+        if pk is None or await info.context.loaders.visible_interaction.load(pk) is None:
             raise not_found("interaction")
         await _live(info, lambda document, wanted: InteractionView(pk, document, wanted))
         return

@@ -1,6 +1,7 @@
 """Object types. Each wraps a table row; references resolve through the request's loaders."""
 
 import asyncio
+import functools
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -172,16 +173,23 @@ def _monitorability(viewer, facts: InteractionFacts, agent_user_id: int) -> Moni
     """What the monitoring mutations would answer now: the same rules, on the same facts."""
     options = monitoring_options(viewer, facts, agent_user_id)
     refusal = options.refusal
-    if refusal is not None:
-        monitor = facts.active_monitor if refusal.current_monitor_id else None
-        return Monitorability(
-            allowed=False,
-            reason=refusal.code,
-            current_monitor=User.of(monitor) if monitor else None,
-            message=refusal.message,
-            modes=[],
-            can_take_over=options.can_take_over,
-        )
+    if refusal is None:
+        return _allowed(options)
+    monitor = facts.active_monitor if refusal.current_monitor_id else None
+    return Monitorability(
+        allowed=False,
+        reason=refusal.code,
+        current_monitor=User.of(monitor) if monitor else None,
+        message=refusal.message,
+        modes=[],
+        can_take_over=options.can_take_over,
+    )
+
+
+# The answers that allow are few (one per set of modes): one object each, shared by every
+# agent they answer for (nothing changes a resolved object).
+@functools.lru_cache(maxsize=256)
+def _allowed(options) -> Monitorability:
     return Monitorability(
         allowed=True,
         reason=None,

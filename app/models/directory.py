@@ -28,10 +28,6 @@ class User(SQLModel, table=True):
     # the user's roles (app/monitoring/permissions.py).
     permissions: list[str] | None = Field(default=None, sa_type=sa.JSON(none_as_null=True))
 
-    @property
-    def role_set(self) -> frozenset[Role]:
-        return _role_set(tuple(self.roles))
-
 
 class Queue(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
@@ -45,6 +41,11 @@ class QueueMember(SQLModel, table=True):
 
     queue_id: int = Field(foreign_key="queue.id", primary_key=True)
     user_id: int = Field(foreign_key="users.id", primary_key=True, index=True)
+
+
+def role_set(user) -> frozenset[Role]:
+    """A users row's roles (an ORM instance or a Core row)."""
+    return _role_set(tuple(user.roles))
 
 
 @functools.lru_cache(maxsize=64)

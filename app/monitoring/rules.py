@@ -6,9 +6,11 @@ Pure functions of the facts: the mutations and `Participant.monitorability` both
 disagree.
 """
 
+import functools
 from dataclasses import dataclass
 
 from app.models import MonitoringSession, User
+from app.models.directory import role_set
 from app.models.enums import (
     MONITORABLE_MEDIA,
     MONITORING_ROLES,
@@ -79,7 +81,7 @@ def decide_start(
     """Raise the first rule that fails as a MonitoringError, in the contract's order."""
     if not Policy.of(viewer).interaction.check(facts):
         raise MonitoringError(Code.NOT_FOUND, "This interaction does not exist.")
-    if not viewer.role_set & MONITORING_ROLES:
+    if not role_set(viewer) & MONITORING_ROLES:
         raise MonitoringError(
             Code.NOT_PERMITTED, "Only supervisors and admins can monitor interactions."
         )
@@ -209,7 +211,7 @@ def check_stop(
     _require_visible(viewer, facts, session)
     if session.monitor_id == viewer.id:
         return
-    if Role.ADMIN in viewer.role_set and agent_division_id == viewer.division_id:
+    if Role.ADMIN in role_set(viewer) and agent_division_id == viewer.division_id:
         return
     raise MonitoringError(
         Code.NOT_SESSION_OWNER, "This monitoring session belongs to another supervisor."
@@ -245,13 +247,19 @@ def monitoring_options(viewer: User, facts: InteractionFacts, agent_user_id: int
     try:
         decide_start(viewer, facts, agent_user_id)
     except MonitoringError as refusal:
-        return Options(refusal=refusal, modes=(), can_take_over=can_take_over)
-    # decide_start in another mode than MONITOR checks the same rules but two: the mode's
-    # permission (2a) and its availability for the medium (4a). Deciding only those is the
-    # same answer, at a fifth of the cost (monitorability is asked for every agent of a
-    # queue's activity).
-    granted = permissions_of(viewer)
-    available = MODES_BY_MEDIA[facts.interaction.media_type]
+        # Without its traceback, which refers to the frame that refers to it: a cycle that
+        # left every refusal to the garbage collector.
+        return Options(refusal=refusal.with_traceback(None), modes=(), can_take_over=can_take_over)
+    return _allowed(permissions_of(viewer), facts.interaction.media_type, can_take_over)
+
+
+# decide_start in another mode than MONITOR checks the same rules but two: the mode's
+# permission (2a) and its availability for the medium (4a). Deciding only those is the same
+# answer, at a fifth of the cost (monitorability is asked for every agent of a queue's
+# activity); and it is the same for every agent with the same permissions and medium.
+@functools.lru_cache(maxsize=256)
+def _allowed(granted: frozenset[Permission], media: MediaType, can_take_over: bool) -> Options:
+    available = MODES_BY_MEDIA[media]
     modes = tuple(
         mode for mode in MonitoringMode if MODE_PERMISSION[mode] in granted and mode in available
     )

@@ -413,8 +413,8 @@ class InteractionView(View):
         )
 
     async def snapshot(self, loaders: Loaders, cursor: str) -> Update | GraphQLError:
-        row = await loaders.interaction.load(self.subject)
-        if row is None or not await loaders.visible_interaction.load(self.subject):
+        row = await loaders.visible_interaction.load(self.subject)
+        if row is None:
             return not_found("interaction")
         return await self._now(loaders, row)
 
