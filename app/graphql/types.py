@@ -174,7 +174,7 @@ def _monitorability(viewer, facts: InteractionFacts, agent_user_id: int) -> Moni
     options = monitoring_options(viewer, facts, agent_user_id)
     refusal = options.refusal
     if refusal is None:
-        return _allowed(options)
+        return _allowed_answer(options)
     monitor = facts.active_monitor if refusal.current_monitor_id else None
     return Monitorability(
         allowed=False,
@@ -189,7 +189,7 @@ def _monitorability(viewer, facts: InteractionFacts, agent_user_id: int) -> Moni
 # The answers that allow are few (one per set of modes): one object each, shared by every
 # agent they answer for (nothing changes a resolved object).
 @functools.lru_cache(maxsize=256)
-def _allowed(options) -> Monitorability:
+def _allowed_answer(options) -> Monitorability:
     return Monitorability(
         allowed=True,
         reason=None,
