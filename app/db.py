@@ -20,6 +20,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from alembic import command
 from app.events.log import RECORDED, append_recorded
+from app.records import first_record
 
 _ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
 
@@ -119,12 +120,12 @@ class Database:
         request). Each further statement would see a moment of its own."""
         return self._single()
 
-    async def first_row(self, statement, parameters: dict) -> sa.Row | None:
+    async def first_row(self, statement, parameters: dict):
         """The first row of one read statement, which is one moment by itself (as
-        `single_read`), as a Core row: no session and no ORM instance (authenticating a
-        request this way takes about 40% less CPU than through a session)."""
+        `single_read`), as a record (app/records.py): no session and no ORM instance
+        (authenticating a request this way takes about 40% less CPU than through a session)."""
         async with self._single_engine.connect() as connection:
-            return (await connection.execute(statement, parameters)).first()
+            return first_record(await connection.execute(statement, parameters))
 
     def snapshot(self) -> AsyncConnection:
         """A connection (await it, or enter it) whose reads, until it is closed, all see the

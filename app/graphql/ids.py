@@ -22,8 +22,14 @@ class RowId(int):
     """In `decode_cursor`'s types: a row id, where `int` is any non-negative 64-bit number."""
 
 
+_URL_SAFE = bytes.maketrans(b"+/", b"-_")
+
+
 def _b64encode(text: str) -> str:
-    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+    # base64.urlsafe_b64encode, without its two Python calls: every id of a list is encoded.
+    return (
+        binascii.b2a_base64(text.encode(), newline=False).translate(_URL_SAFE).rstrip(b"=").decode()
+    )
 
 
 def _b64decode(value: str) -> str | None:

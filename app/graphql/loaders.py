@@ -6,8 +6,8 @@ An operation's reads all see one moment: its Reader holds one connection in one 
 computes from several reads (`monitorability`, counts beside their lists) is what a single
 state of the database says. The Reader runs one statement at a time: results then arrive in
 the order the batches were dispatched, so the same query batches the same way every time.
-Reads return plain rows (SQLAlchemy Core), not ORM instances: they are only read, and
-building instances was a quarter of the time of a large list.
+Reads return plain rows (SQLAlchemy Core, as records: app/records.py), not ORM instances:
+they are only read, and building instances was a quarter of the time of a large list.
 """
 
 import asyncio
@@ -32,6 +32,7 @@ from app.models import (
     User,
 )
 from app.models.enums import InteractionState, ParticipantPurpose, ParticipantState
+from app.records import records
 from app.visibility import Policy
 
 
@@ -45,8 +46,9 @@ class Reader:
         self._snapshot: AsyncConnection | None = None
         self._closed = False
 
-    async def rows(self, statement) -> Sequence[sa.Row]:
-        return await self._run(statement, lambda result: result.all())
+    async def rows(self, statement) -> Sequence:
+        """The statement's rows, as records (app/records.py)."""
+        return await self._run(statement, records)
 
     async def scalars(self, statement) -> Sequence:
         return await self._run(statement, lambda result: result.scalars().all())

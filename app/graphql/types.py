@@ -114,14 +114,12 @@ def _facts_now(loaders, interaction_pk: int) -> InteractionFacts | None:
     interaction = peek(loaders.interaction, interaction_pk)
     if interaction is MISSING:
         return None
-    rows = (
-        peek(loaders.queue, interaction.queue_id),
-        peek(loaders.participants, interaction_pk),
-        peek(loaders.sessions, interaction_pk),
-    )
-    if MISSING in rows:
+    queue = peek(loaders.queue, interaction.queue_id)
+    participants = peek(loaders.participants, interaction_pk)
+    sessions = peek(loaders.sessions, interaction_pk)
+    # Identity, not `in`: that compares rows by value.
+    if queue is MISSING or participants is MISSING or sessions is MISSING:
         return None
-    queue, participants, sessions = rows
     users = {}
     for user_id in user_ids_needed(participants, sessions):
         user = peek(loaders.user, user_id)

@@ -47,26 +47,29 @@ class InteractionFacts(NamedTuple):
         users: Mapping[int, User],
     ) -> "InteractionFacts":
         """`users` must hold every agent of `participants` and the active session's monitor."""
-        sessions = list(sessions)
-        active = next((s for s in sessions if s.state == MonitoringState.ACTIVE), None)
-        agents = tuple(
-            AgentFact(
-                user_id=p.user_id,
-                name=users[p.user_id].name,
-                division_id=users[p.user_id].division_id,
-                connected=p.state == ParticipantState.CONNECTED,
-            )
-            for p in participants
-            if p.purpose == ParticipantPurpose.AGENT
-        )
+        # Loops rather than generators: built for every agent of a queue's activity.
+        active, ever_monitored = None, False
+        for session in sessions:
+            ever_monitored = True
+            if session.state == _ACTIVE:
+                active = session
+                break
+        agents = []
+        for p in participants:
+            if p.purpose == _AGENT:
+                user = users[p.user_id]
+                agents.append(AgentFact(p.user_id, user.name, user.division_id, p.state == _ON))
         return cls(
-            interaction=interaction,
-            queue_division_id=queue.division_id,
-            agents=agents,
-            active_session=active,
-            active_monitor=users[active.monitor_id] if active else None,
-            ever_monitored=bool(sessions),
+            interaction,
+            queue.division_id,
+            tuple(agents),
+            active,
+            users[active.monitor_id] if active else None,
+            ever_monitored,
         )
+
+
+_ACTIVE, _AGENT, _ON = MonitoringState.ACTIVE, ParticipantPurpose.AGENT, ParticipantState.CONNECTED
 
 
 def user_ids_needed(

@@ -8,6 +8,7 @@ disagree.
 
 import functools
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from app.models import MonitoringSession, User
 from app.models.directory import role_set
@@ -58,15 +59,15 @@ _WHAT_MODE_IS = {
 }
 
 
-@dataclass(frozen=True)
-class Allowed:
+# Named tuples, immutable as frozen dataclasses and built in a fraction of their time:
+# monitorability decides for every agent of a queue's activity.
+class Allowed(NamedTuple):
     """A new session may start, monitoring this agent."""
 
     agent: AgentFact
 
 
-@dataclass(frozen=True)
-class AlreadyMine:
+class AlreadyMine(NamedTuple):
     """The viewer already monitors the interaction: rule 9 returns that session."""
 
     session: MonitoringSession
