@@ -3,8 +3,8 @@
 A SQLAlchemy Row answers an attribute through its `__getattr__` and a key lookup: about
 0.7 us a read, where a named tuple's field is a C descriptor (about 25 ns). The rows of a
 large answer are read tens of thousands of times (by the types' constructors, the
-visibility checks, the monitoring rules of every agent), which made Row attribute reads
-about a fifth of a 1,000-interaction queueActivity. A record is still a tuple of the
+visibility checks, the monitoring rules of every agent): reading records instead took a
+third off the CPU of a 1,000-interaction queueActivity (bench/README.md). A record is still a tuple of the
 row's values, in the row's order, read by the same names, compared and hashed the same.
 """
 
