@@ -39,3 +39,25 @@ def _maker(keys: tuple[str, ...]):
         return None
     record = namedtuple("Record", keys)
     return functools.partial(tuple.__new__, record)
+
+
+def remembered_per_record(function):
+    """`function` of one row, remembered for the last record it was asked about (by
+    identity: a record is immutable, and the one remembered cannot be freed and its id
+    reused). The monitoring rules ask the same of one viewer's row for every agent of a
+    queue's activity. Anything else (an ORM instance, which can change) is computed each
+    time."""
+    last: tuple = (None, None)
+
+    @functools.wraps(function)
+    def remembered(row):
+        nonlocal last
+        seen, value = last  # one read: another thread may replace `last` meanwhile
+        if seen is row:
+            return value
+        value = function(row)
+        if isinstance(row, tuple):
+            last = (row, value)
+        return value
+
+    return remembered

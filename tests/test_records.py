@@ -1,13 +1,16 @@
 """app/records.py on both backends: a record is the row it was read from (the same values in
 the same order, read by the same names, equal and hashed alike), with a C field per column;
-the Reader and the viewer's authentication read records."""
+the Reader and the viewer's authentication read records; what is remembered per record is
+recomputed for anything else."""
+
+from collections import namedtuple
 
 import sqlalchemy as sa
 
 from app.graphql.context import _VIEWER
 from app.graphql.loaders import Reader
 from app.models import Division, Queue, User
-from app.records import first_record, records
+from app.records import first_record, records, remembered_per_record
 
 Q = Queue.__table__
 
@@ -62,3 +65,45 @@ async def test_the_reader_and_the_viewer_read_records(db):
     viewer = await db.first_row(_VIEWER, {"key": "ann"})
     assert not isinstance(viewer, sa.Row)
     assert (viewer.name, viewer.roles) == ("Ann", ["SUPERVISOR"])
+
+
+async def test_statements_built_once_run_with_their_keys_bound(db):
+    await _queues(db)
+
+    def by_ids(database, table):
+        return sa.select(table).where(database.one_of(table.c.id)).order_by(table.c.id)
+
+    statement = db.statement(by_ids, Q)
+    assert db.statement(by_ids, Q) is statement  # built once
+    reader = Reader(db)
+    try:
+        both = await reader.rows(statement, {"keys": [2, 1]})
+        one = await reader.rows(statement, {"keys": [2]})
+        none = await reader.rows(statement, {"keys": []})
+    finally:
+        await reader.close()
+    assert [q.key for q in both] == ["billing", "sales"]
+    assert [q.key for q in one] == ["sales"] and none == []
+
+
+def test_remembered_per_record_by_identity_and_only_for_records():
+    calls = []
+
+    @remembered_per_record
+    def name_of(row):
+        calls.append(row)
+        return row.name.upper()
+
+    Record = namedtuple("Record", ("id", "name"))  # what records() makes
+    ann, bob = Record(1, "Ann"), Record(2, "Bob")
+    assert [name_of(ann), name_of(ann), name_of(bob), name_of(ann)] == ["ANN", "ANN", "BOB", "ANN"]
+    assert calls == [ann, bob, ann]  # the last record only, by identity
+    assert name_of(Record(1, "Ann")) == "ANN" and len(calls) == 4  # equal, not the same
+
+    class Mutable:  # an ORM instance, say: changed in place, answered again
+        name = "carl"
+
+    carl = Mutable()
+    assert name_of(carl) == "CARL"
+    carl.name = "karl"
+    assert name_of(carl) == "KARL" and len(calls) == 6

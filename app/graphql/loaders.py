@@ -46,29 +46,33 @@ class Reader:
         self._snapshot: AsyncConnection | None = None
         self._closed = False
 
-    async def rows(self, statement) -> Sequence:
+    async def rows(self, statement, parameters: dict | None = None) -> Sequence:
         """The statement's rows, as records (app/records.py)."""
-        return await self._run(statement, records)
+        return await self._run(statement, parameters, records)
 
     async def scalars(self, statement) -> Sequence:
-        return await self._run(statement, lambda result: result.scalars().all())
+        return await self._run(statement, None, lambda result: result.scalars().all())
 
-    async def _run(self, statement, take: Callable[[sa.Result], Sequence]) -> Sequence:
+    async def _run(
+        self, statement, parameters: dict | None, take: Callable[[sa.Result], Sequence]
+    ) -> Sequence:
         # Shielded: a resolver cancelled while its statement runs (graphql-core cancels the
         # siblings of a failed field) must not stop the statement halfway, which left the
         # snapshot's connection unusable and never returned to the pool.
-        return await asyncio.shield(self._run_alone(statement, take))
+        return await asyncio.shield(self._run_alone(statement, parameters, take))
 
-    async def _run_alone(self, statement, take: Callable[[sa.Result], Sequence]) -> Sequence:
+    async def _run_alone(
+        self, statement, parameters: dict | None, take: Callable[[sa.Result], Sequence]
+    ) -> Sequence:
         async with self._one_at_a_time:
             if self._closed:
                 # A DataLoader batch that outlived its operation (its resolvers were
                 # cancelled): it reads alone rather than hold a connection after the end.
                 async with self._db.snapshot() as connection:
-                    return take(await connection.execute(statement))
+                    return take(await connection.execute(statement, parameters))
             if self._snapshot is None:
                 self._snapshot = await self._db.snapshot()
-            return take(await self._snapshot.execute(statement))
+            return take(await self._snapshot.execute(statement, parameters))
 
     def outlived(self) -> None:
         """Read alone from the start (a Reader made after its operation ended)."""
@@ -136,25 +140,37 @@ class RowLoaders:
 # it, the rows go as soon as the operation lets go of its loaders.
 
 
+# Each statement is built once per database (Database.statement), its keys bound when it
+# runs.
+
+
+def _rows_by_id(db: Database, table: sa.Table) -> sa.Select:
+    return sa.select(table).where(db.one_of(table.c.id))
+
+
 def _by_id(reader: Reader, db: Database, model) -> Callable:
     table = model.__table__
 
     async def load(ids: list[int]) -> list:
-        rows = await reader.rows(sa.select(table).where(db.one_of(table.c.id, ids)))
+        rows = await reader.rows(db.statement(_rows_by_id, table), {"keys": ids})
         by_id = {row.id: row for row in rows}
         return [by_id.get(pk) for pk in ids]
 
     return load
 
 
+def _members_of_queues(db: Database) -> sa.Select:
+    return (
+        sa.select(QueueMember.queue_id.label("member_of"), User.__table__)
+        .join(User, User.id == QueueMember.user_id)
+        .where(db.one_of(QueueMember.queue_id))
+        .order_by(User.name, User.id)
+    )
+
+
 def _queue_members(reader: Reader, db: Database) -> Callable:
     async def load(queue_ids: list[int]) -> list[list[User]]:
-        rows = await reader.rows(
-            sa.select(QueueMember.queue_id.label("member_of"), User.__table__)
-            .join(User, User.id == QueueMember.user_id)
-            .where(db.one_of(QueueMember.queue_id, queue_ids))
-            .order_by(User.name, User.id)
-        )
+        rows = await reader.rows(db.statement(_members_of_queues), {"keys": queue_ids})
         groups = defaultdict(list)
         for row in rows:
             groups[row.member_of].append(row)
@@ -163,11 +179,14 @@ def _queue_members(reader: Reader, db: Database) -> Callable:
     return load
 
 
+def _rows_grouped(db: Database, table: sa.Table, key_column, order_by: tuple) -> sa.Select:
+    return sa.select(table).where(db.one_of(key_column)).order_by(*order_by)
+
+
 def _grouped(reader: Reader, db: Database, model, key_column, order_by: tuple) -> Callable:
     async def load(keys: list[int]) -> list[list]:
-        rows = await reader.rows(
-            sa.select(model.__table__).where(db.one_of(key_column, keys)).order_by(*order_by)
-        )
+        statement = db.statement(_rows_grouped, model.__table__, key_column, order_by)
+        rows = await reader.rows(statement, {"keys": keys})
         groups = defaultdict(list)
         for row in rows:
             groups[getattr(row, key_column.key)].append(row)
@@ -285,8 +304,8 @@ class Loaders(RowLoaders):
         await asyncio.gather(self.queue.load(queue_pk), self.queue_members.load(queue_pk))
         return self.members_seen(queue_pk)
 
-    async def rows(self, statement) -> Sequence:
-        return await self.reader.rows(statement)
+    async def rows(self, statement, parameters: dict | None = None) -> Sequence:
+        return await self.reader.rows(statement, parameters)
 
     async def scalars(self, statement) -> Sequence:
         return await self.reader.scalars(statement)
@@ -295,10 +314,10 @@ class Loaders(RowLoaders):
         """Reads the rows with the visibility condition in one statement (rather than
         whether each is visible, then the row: a round trip less for `node` and
         `interaction`), and primes `by_id` with them."""
-        table, reader, one_of = model.__table__, self.reader, self.db.one_of  # not self: see _by_id
+        table, reader, db = model.__table__, self.reader, self.db  # not self: see _by_id
 
         async def load(ids: list[int]) -> list:
-            rows = await reader.rows(sa.select(table).where(one_of(table.c.id, ids), condition))
+            rows = await reader.rows(db.statement(_visible_by_id, table, condition), {"keys": ids})
             found = {row.id: row for row in rows}
             by_id.prime_many(found)
             return [found.get(pk) for pk in ids]
@@ -307,27 +326,40 @@ class Loaders(RowLoaders):
 
     def _agent_interactions(self, visible) -> Callable:
         """An agent's in-progress interactions that the viewer may see, oldest first."""
-        reader, one_of = self.reader, self.db.one_of  # not self: see _by_id
+        reader, db = self.reader, self.db  # not self: see _by_id
 
         async def load(user_ids: list[int]) -> list[list[Interaction]]:
-            rows = await reader.rows(
-                sa.select(Participant.user_id.label("agent_id"), Interaction.__table__)
-                .join(Interaction, Interaction.id == Participant.interaction_id)
-                .where(
-                    one_of(Participant.user_id, user_ids),
-                    Participant.purpose == ParticipantPurpose.AGENT,
-                    Participant.state == ParticipantState.CONNECTED,
-                    Interaction.state != InteractionState.ENDED,
-                    visible,
-                )
-                .order_by(Interaction.started_at, Interaction.id)
-            )
+            statement = db.statement(_interactions_of_agents, visible)
+            rows = await reader.rows(statement, {"keys": user_ids})
             groups = defaultdict(list)
             for row in rows:
                 groups[row.agent_id].append(row)
             return [groups.get(user_id, []) for user_id in user_ids]
 
         return load
+
+
+# The viewer's conditions are keys of Database.statement: a policy's `sql` is built once per
+# policy, and policies are shared by the viewers of one division and roles (Policy.of).
+
+
+def _visible_by_id(db: Database, table: sa.Table, condition) -> sa.Select:
+    return sa.select(table).where(db.one_of(table.c.id), condition)
+
+
+def _interactions_of_agents(db: Database, visible) -> sa.Select:
+    return (
+        sa.select(Participant.user_id.label("agent_id"), Interaction.__table__)
+        .join(Interaction, Interaction.id == Participant.interaction_id)
+        .where(
+            db.one_of(Participant.user_id),
+            Participant.purpose == ParticipantPurpose.AGENT,
+            Participant.state == ParticipantState.CONNECTED,
+            Interaction.state != InteractionState.ENDED,
+            visible,
+        )
+        .order_by(Interaction.started_at, Interaction.id)
+    )
 
 
 def _agents(participants: list) -> list:

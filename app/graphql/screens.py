@@ -24,25 +24,30 @@ from app.models.enums import ParticipantPurpose, ParticipantState, Presence
 
 IN_PROGRESS = (State.WAITING, State.CONNECTED)
 
+_I, _U, _M = models.Interaction, models.User, models.QueueMember
+# Built once, the queue bound when they run: building a statement costs about as much CPU
+# as running it.
+_IN_PROGRESS_IN_QUEUE = (
+    sa.select(_I.__table__)
+    .where(_I.queue_id == sa.bindparam("queue_id"), _I.state.in_(IN_PROGRESS))
+    .order_by(_I.started_at, _I.id)
+)
+_ON_QUEUE_AGENTS = (
+    sa.select(_U.__table__)
+    .join(_M, _M.user_id == _U.id)
+    .where(_M.queue_id == sa.bindparam("queue_id"), _U.presence == Presence.ON_QUEUE)
+    .order_by(_U.name, _U.id)
+)
+
 
 async def read_queue_activity(
     loaders: Loaders, queue: models.Queue, wanted: frozenset[str]
 ) -> QueueActivity:
     """A queue's in-progress interactions and its On Queue agents, with what `wanted` (the
     selected field names below) needs prefetched."""
-    I, U, M = models.Interaction, models.User, models.QueueMember
     as_of = datetime.now(UTC)
-    in_progress = await loaders.rows(
-        sa.select(I.__table__)
-        .where(I.queue_id == queue.id, I.state.in_(IN_PROGRESS))
-        .order_by(I.started_at, I.id)
-    )
-    agents = await loaders.rows(
-        sa.select(U.__table__)
-        .join(M, M.user_id == U.id)
-        .where(M.queue_id == queue.id, U.presence == Presence.ON_QUEUE)
-        .order_by(U.name, U.id)
-    )
+    in_progress = await loaders.rows(_IN_PROGRESS_IN_QUEUE, {"queue_id": queue.id})
+    agents = await loaders.rows(_ON_QUEUE_AGENTS, {"queue_id": queue.id})
     await prefetch_interactions(loaders, in_progress, wanted)
     await prefetch_agents(loaders, agents, wanted)
     return QueueActivity(

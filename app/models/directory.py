@@ -7,6 +7,7 @@ from sqlmodel import Field, SQLModel
 
 from app.models.columns import enum_column
 from app.models.enums import Presence, Role
+from app.records import remembered_per_record
 
 
 class Division(SQLModel, table=True):
@@ -43,6 +44,7 @@ class QueueMember(SQLModel, table=True):
     user_id: int = Field(foreign_key="users.id", primary_key=True, index=True)
 
 
+@remembered_per_record
 def role_set(user) -> frozenset[Role]:
     """A users row's roles (an ORM instance or a Core row)."""
     return _role_set(tuple(user.roles))

@@ -75,8 +75,13 @@ _ACTIVE, _AGENT, _ON = MonitoringState.ACTIVE, ParticipantPurpose.AGENT, Partici
 def user_ids_needed(
     participants: Iterable[Participant], sessions: Iterable[MonitoringSession]
 ) -> set[int]:
-    ids = {p.user_id for p in participants if p.purpose == ParticipantPurpose.AGENT}
-    ids |= {s.monitor_id for s in sessions if s.state == MonitoringState.ACTIVE}
+    ids = set()
+    for p in participants:  # loops, as in build
+        if p.purpose == _AGENT:
+            ids.add(p.user_id)
+    for s in sessions:
+        if s.state == _ACTIVE:
+            ids.add(s.monitor_id)
     return ids
 
 

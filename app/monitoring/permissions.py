@@ -3,6 +3,7 @@
 import functools
 
 from app.models.enums import MonitoringMode, MonitoringPermission, Role
+from app.records import remembered_per_record
 
 Permission = MonitoringPermission
 
@@ -20,6 +21,7 @@ MODE_PERMISSION = {
 }
 
 
+@remembered_per_record
 def permissions_of(user) -> frozenset[Permission]:
     """A users row's monitoring permissions: its own, or else the union of its roles'."""
     own = user.permissions

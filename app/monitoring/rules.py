@@ -7,7 +7,6 @@ disagree.
 """
 
 import functools
-from dataclasses import dataclass
 from typing import NamedTuple
 
 from app.models import MonitoringSession, User
@@ -102,10 +101,12 @@ def decide_start(
     agent = _choose_agent(connected, agent_user_id)
     # Connected now, or earlier: one who took part may never learn of its monitoring (silent
     # monitoring), which rules 10 and 11 would tell.
-    if any(a.user_id == viewer.id for a in facts.agents):
-        raise MonitoringError(
-            Code.SELF_MONITORING, "You cannot monitor an interaction you are taking part in."
-        )
+    viewer_id = viewer.id
+    for taking_part in facts.agents:
+        if taking_part.user_id == viewer_id:
+            raise MonitoringError(
+                Code.SELF_MONITORING, "You cannot monitor an interaction you are taking part in."
+            )
     if agent.division_id != viewer.division_id:
         raise MonitoringError(
             Code.DIVISION_MISMATCH,
@@ -113,7 +114,7 @@ def decide_start(
             field=("input", "agentId") if agent_user_id is not None else None,
         )
     active = facts.active_session
-    if active is not None and active.monitor_id == viewer.id:
+    if active is not None and active.monitor_id == viewer_id:
         return AlreadyMine(active)
     if active is not None:
         monitor = facts.active_monitor
@@ -219,9 +220,9 @@ def check_stop(
     )
 
 
-@dataclass(frozen=True)
-class Options:
-    """What the viewer could do about one agent of an interaction now (monitorability)."""
+class Options(NamedTuple):
+    """What the viewer could do about one agent of an interaction now (monitorability). A
+    named tuple: the shared answers that allow are looked up by it, for every agent."""
 
     # Why startMonitoring (in MONITOR mode, its default) would refuse; None where it would not.
     refusal: MonitoringError | None

@@ -36,6 +36,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from app.models import Interaction, MonitoringSession, Participant, Queue, QueueMember, User
 from app.models.enums import ALL_SEEING_ROLES, ParticipantPurpose, Role
+from app.records import remembered_per_record
 
 # Who may ever be told of monitoring; INTEGRATION bridges the media, so it sees all of it.
 MONITORING_AWARE_ROLES = frozenset({Role.SUPERVISOR, Role.ADMIN, Role.INTEGRATION})
@@ -127,8 +128,9 @@ class Policy:
         self.roles = frozenset(Role(role) for role in viewer.roles)
         self.sees_everything = bool(self.roles & ALL_SEEING_ROLES)
 
-    @classmethod
-    def of(cls, viewer) -> "Policy":
+    @staticmethod
+    @remembered_per_record
+    def of(viewer) -> "Policy":
         """The viewer's policy, shared by every decision about a viewer with the same id,
         division and roles (all a policy reads of its row): the monitoring rules decide for
         every agent of a queue's activity, and building a policy and its rules each time was
