@@ -23,6 +23,7 @@ from app.graphql.enums import (
     Presence,
     Role,
 )
+from app.graphql.from_rows import built_from_rows
 from app.graphql.ids import encode_id
 from app.graphql.prefetch import MISSING, now_or_later, peek, then
 from app.models.enums import MonitoringState as State
@@ -40,17 +41,14 @@ class Node:
 
     @strawberry.field(description="Opaque global id: pass it back as it is, never parse it.")
     def id(self) -> strawberry.ID:
-        return strawberry.ID(encode_id(type(self).__name__, self.pk))
+        return encode_id(self.__class__.__name__, self.pk)  # an ID is a str
 
 
+@built_from_rows(pk="id")
 @strawberry.type(description="A division of the contact center: users see their own division.")
 class Division(Node):
     key: str = strawberry.field(description="The division's key in the directory file.")
     name: str = strawberry.field(description="Display name.")
-
-    @classmethod
-    def of(cls, row: models.Division) -> "Division":
-        return cls(pk=row.id, key=row.key, name=row.name)
 
 
 @strawberry.type(description="A user of the directory: agent, supervisor, admin or integration.")
@@ -73,18 +71,30 @@ class User(Node):
 
     @classmethod
     def of(cls, row: models.User) -> "User":
-        granted = permissions_of(row)
         return cls(
             pk=row.id,
             key=row.key,
             name=row.name,
-            roles=[role for role in models.enums.Role if role.value in row.roles],
+            roles=_roles(tuple(row.roles)),
             presence=row.presence,
-            monitoring_permissions=[p for p in models.enums.MonitoringPermission if p in granted],
+            monitoring_permissions=_permissions_listed(permissions_of(row)),
             division_pk=row.division_id,
         )
 
 
+# Lists in the enums' order, one per value, shared by the users that have it (nothing
+# changes a resolved object): iterating an enum class is a Python generator.
+@functools.lru_cache(maxsize=64)
+def _roles(names: tuple[str, ...]) -> list[Role]:
+    return [role for role in models.enums.Role if role.value in names]
+
+
+@functools.lru_cache(maxsize=64)
+def _permissions_listed(granted: frozenset) -> list[MonitoringPermission]:
+    return [p for p in models.enums.MonitoringPermission if p in granted]
+
+
+@built_from_rows(pk="id", division_pk="division_id")
 @strawberry.type(description="A queue that interactions wait in until an agent takes them.")
 class Queue(Node):
     key: str = strawberry.field(description="The queue's key in the directory file.")
@@ -103,10 +113,6 @@ class Queue(Node):
         return then(
             info.context.loaders.members_seen(self.pk), lambda rows: [User.of(r) for r in rows]
         )
-
-    @classmethod
-    def of(cls, row: models.Queue) -> "Queue":
-        return cls(pk=row.id, key=row.key, name=row.name, division_pk=row.division_id)
 
 
 def _facts_now(loaders, interaction_pk: int) -> InteractionFacts | None:
@@ -198,6 +204,7 @@ def _allowed_answer(options) -> Monitorability:
     )
 
 
+@built_from_rows(pk="id", user_pk="user_id", interaction_pk="interaction_id")
 @strawberry.type(description="Someone on an interaction: the customer, an agent or a monitor.")
 class Participant(Node):
     purpose: ParticipantPurpose = strawberry.field(description="Why they are on the interaction.")
@@ -245,8 +252,9 @@ class Participant(Node):
     def monitorability(self, info: Info) -> Monitorability | None:
         if self.purpose != Purpose.AGENT:
             return None
-        viewer = info.context.authenticated_viewer
-        facts = _facts_now(info.context.loaders, self.interaction_pk)
+        context = info.context
+        viewer = context.authenticated_viewer
+        facts = _facts_now(context.loaders, self.interaction_pk)
         if facts is None:
             return self._monitorability_later(info, viewer)
         return _monitorability(viewer, facts, self.user_pk)
@@ -254,20 +262,8 @@ class Participant(Node):
     async def _monitorability_later(self, info: Info, viewer) -> Monitorability:
         return _monitorability(viewer, await _facts(info, self.interaction_pk), self.user_pk)
 
-    @classmethod
-    def of(cls, row: models.Participant) -> "Participant":
-        return cls(
-            pk=row.id,
-            purpose=row.purpose,
-            state=row.state,
-            name=row.name,
-            connected_at=row.connected_at,
-            disconnected_at=row.disconnected_at,
-            user_pk=row.user_id,
-            interaction_pk=row.interaction_id,
-        )
 
-
+@built_from_rows(pk="id", queue_pk="queue_id")
 @strawberry.type(description="A voice call, SMS, chat, email or callback, live or past.")
 class Interaction(Node):
     media_type: MediaType = strawberry.field(description="How the customer reaches the center.")
@@ -286,30 +282,18 @@ class Interaction(Node):
         "only where the viewer may see their session: silent monitoring stays silent to its agents)."
     )
     def participants(self, info: Info) -> list[Participant]:
-        return then(
-            info.context.loaders.participants_seen(self.pk),
-            lambda rows: [Participant.of(p) for p in rows],
-        )
+        return then(info.context.loaders.participants_seen(self.pk), _participants_of)
 
     @strawberry.field(description="The AGENT participants, connected or not.")
     def agents(self, info: Info) -> list[Participant]:
-        return now_or_later(
-            info.context.loaders.participants,
-            self.pk,
-            lambda rows: [Participant.of(p) for p in rows if p.purpose == Purpose.AGENT],
-        )
+        return now_or_later(info.context.loaders.participants, self.pk, _agents_of)
 
     @strawberry.field(
         description="The session monitoring this interaction now, if any (null for its agents "
         "while the session is silent: only ever in MONITOR mode)."
     )
     def active_monitoring(self, info: Info) -> "MonitoringSession | None":
-        return then(
-            info.context.loaders.sessions_seen(self.pk),
-            lambda rows: next(
-                (MonitoringSession.of(s) for s in rows if s.state == State.ACTIVE), None
-            ),
-        )
+        return then(info.context.loaders.sessions_seen(self.pk), _active_session_of)
 
     @strawberry.field(
         description="Every monitoring session this interaction had, oldest first (for its agents, "
@@ -321,19 +305,30 @@ class Interaction(Node):
             lambda rows: [MonitoringSession.of(s) for s in rows],
         )
 
-    @classmethod
-    def of(cls, row: models.Interaction) -> "Interaction":
-        return cls(
-            pk=row.id,
-            media_type=row.media_type,
-            direction=row.direction,
-            state=row.state,
-            started_at=row.started_at,
-            ended_at=row.ended_at,
-            queue_pk=row.queue_id,
-        )
+
+# Converters of loaded rows, defined once rather than as a lambda per call (the hot lists).
+def _participants_of(participants) -> list[Participant]:
+    return [Participant.of(p) for p in participants]
 
 
+def _agents_of(participants) -> list[Participant]:
+    return [Participant.of(p) for p in participants if p.purpose == Purpose.AGENT]
+
+
+def _interactions_of(rows) -> list[Interaction]:
+    return [Interaction.of(row) for row in rows]
+
+
+def _active_session_of(sessions) -> "MonitoringSession | None":
+    for session in sessions:
+        if session.state == State.ACTIVE:
+            return MonitoringSession.of(session)
+    return None
+
+
+@built_from_rows(
+    pk="id", interaction_pk="interaction_id", monitor_pk="monitor_id", agent_pk="agent_id"
+)
 @strawberry.type(description="A supervisor monitoring an agent on an interaction.")
 class MonitoringSession(Node):
     state: MonitoringState = strawberry.field(description="Active or ended.")
@@ -366,20 +361,6 @@ class MonitoringSession(Node):
     @strawberry.field(description="The agent being monitored.")
     def agent(self, info: Info) -> User:
         return now_or_later(info.context.loaders.user, self.agent_pk, User.of)
-
-    @classmethod
-    def of(cls, row: models.MonitoringSession) -> "MonitoringSession":
-        return cls(
-            pk=row.id,
-            state=row.state,
-            started_at=row.started_at,
-            ended_at=row.ended_at,
-            end_reason=row.end_reason,
-            mode=row.mode,
-            interaction_pk=row.interaction_id,
-            monitor_pk=row.monitor_id,
-            agent_pk=row.agent_id,
-        )
 
 
 @strawberry.type(description="One step of a session's audit trail.")
@@ -463,9 +444,7 @@ class QueueAgent:
     @strawberry.field(description="The agent's in-progress interactions, in any queue.")
     def interactions(self, info: Info) -> list[Interaction]:
         return now_or_later(
-            info.context.loaders.agent_interactions,
-            self.agent.pk,
-            lambda rows: [Interaction.of(row) for row in rows],
+            info.context.loaders.agent_interactions, self.agent.pk, _interactions_of
         )
 
 

@@ -887,22 +887,22 @@ def inject_faults(monkeypatch, ids: Ids) -> None:
         decode_node_id(ids.interactions[label])[1]: label != "support_multi"
         for label in ("billing_voice", "sales_voice", "support_multi")
     }
-    user_of, participant_of = User.of.__func__, Participant.of.__func__
-    interaction_of = Interaction.of.__func__
+    # Participant.of and Interaction.of are built from rows (app/graphql/from_rows.py).
+    user_of, participant_of, interaction_of = User.of.__func__, Participant.of, Interaction.of
     sessions_seen, members_seen = Loaders.sessions_seen, Loaders.members_seen
 
     def nameless(cls, row):
         user = user_of(cls, row)
         return dataclasses.replace(user, name=None) if user.pk in (pks["bob"], pks["tom"]) else user
 
-    def stateless(cls, row):
-        participant = participant_of(cls, row)
+    def stateless(row):
+        participant = participant_of(row)
         if participant.purpose.name == "CUSTOMER" and participant.interaction_pk % 3 == 0:
             return dataclasses.replace(participant, state=None)
         return participant
 
-    def mediumless(cls, row):
-        interaction = interaction_of(cls, row)
+    def mediumless(row):
+        interaction = interaction_of(row)
         return dataclasses.replace(interaction, media_type=None) if row.id % 5 == 0 else interaction
 
     async def failing(what: str):
@@ -920,8 +920,8 @@ def inject_faults(monkeypatch, ids: Ids) -> None:
         return failing("members") if queue_pk == pks["retention"] else members_seen(self, queue_pk)
 
     monkeypatch.setattr(User, "of", classmethod(nameless))
-    monkeypatch.setattr(Participant, "of", classmethod(stateless))
-    monkeypatch.setattr(Interaction, "of", classmethod(mediumless))
+    monkeypatch.setattr(Participant, "of", staticmethod(stateless))
+    monkeypatch.setattr(Interaction, "of", staticmethod(mediumless))
     monkeypatch.setattr(Loaders, "sessions_seen", sessions)
     monkeypatch.setattr(Loaders, "members_seen", members)
 
