@@ -81,12 +81,23 @@ class Database:
         self.url = url
         self.sqlite = is_sqlite(url)
         options: dict = {}
+        writes: dict = {"binocular_write": True}
         if not self.sqlite:
-            options = {"pool_size": pool_size, "max_overflow": pool_size, "pool_pre_ping": True}
+            options = {
+                "pool_size": pool_size,
+                "max_overflow": pool_size,
+                "pool_pre_ping": True,
+                # Pooled connections rest in autocommit, so that the ping at checkout is one
+                # round trip: SQLAlchemy wraps the ping of any other connection in a BEGIN
+                # and a ROLLBACK (three round trips, two checkouts a request). Reads and
+                # writes set their own isolation level.
+                "isolation_level": "AUTOCOMMIT",
+            }
+            writes["isolation_level"] = "READ COMMITTED"
         self.engine = create_async_engine(async_url(url), **options)
         if self.sqlite:
             _configure_sqlite(self.engine)
-        writer = self.engine.execution_options(binocular_write=True)
+        writer = self.engine.execution_options(**writes)
         self._snapshots = self.engine if self.sqlite else self.engine.execution_options(**_SNAPSHOT)
         self._reads = async_sessionmaker(
             self._snapshots, class_=AsyncSession, expire_on_commit=False

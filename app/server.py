@@ -53,6 +53,16 @@ class _Router(GraphQLResponseJson, GraphQLRouter):
         # graphql-transport-ws clients refuse.
         return orjson.dumps(data).decode()
 
+    def create_response(self, response_data, sub_response: Response) -> Response:
+        # The JSON as orjson's bytes: encode_json's text would be encoded again to send.
+        response = Response(
+            orjson.dumps(response_data),
+            media_type="application/json",
+            status_code=sub_response.status_code or 200,
+        )
+        response.headers.raw.extend(sub_response.headers.raw)
+        return response
+
     async def render_graphql_ide(self, request) -> HTMLResponse:
         """Our own GraphiQL, with its assets served by this server (Strawberry's uses a CDN)."""
         return HTMLResponse(ide.page())
