@@ -252,7 +252,10 @@ class Loaders(RowLoaders):
         participants = peek(self.participants, interaction_pk)
         if participants is MISSING:
             return self._participants_seen_later(interaction_pk)
-        if not any(p.purpose == ParticipantPurpose.MONITOR for p in participants):
+        for participant in participants:  # a loop: asked for every item of a list
+            if participant.purpose == _MONITOR:
+                break
+        else:
             return participants
         sees = self.policy.sees_monitoring(_agents(participants))
         if sees is not None:  # all or none, whatever the sessions say
@@ -268,12 +271,12 @@ class Loaders(RowLoaders):
     def sessions_seen(self, interaction_pk: int):
         """The interaction's monitoring sessions the viewer may see: silent monitoring stays
         silent to its agents."""
-        participants = peek(self.participants, interaction_pk)
         sessions = peek(self.sessions, interaction_pk)
-        if MISSING in (participants, sessions):
+        if not sessions and sessions is not MISSING:
+            return sessions  # most interactions of a list: none to decide about
+        participants = peek(self.participants, interaction_pk)
+        if participants is MISSING or sessions is MISSING:
             return self._sessions_seen_later(interaction_pk)
-        if not sessions:
-            return sessions
         sees = self.policy.sees_monitoring(_agents(participants))
         if sees is not None:
             return sessions if sees else []
@@ -367,6 +370,9 @@ def _interactions_of_agents(db: Database, visible) -> sa.Select:
         )
         .order_by(Interaction.started_at, Interaction.id)
     )
+
+
+_MONITOR = ParticipantPurpose.MONITOR
 
 
 def _agents(participants: list) -> list:

@@ -104,7 +104,6 @@ class Compiler:
             raise Unsupported("a default resolver other than getattr")
         if strawberry_schema.exception_handlers:
             raise Unsupported("exception handlers")
-        self.info_class = strawberry_schema.config.info_class
         self.namespace: dict[str, Any] = {
             "Bail": runtime.Bail,
             "awaitable": runtime.awaitable,
@@ -228,13 +227,28 @@ class Compiler:
         if may_await or resolver is not None:
             return [
                 *lines,
-                "    if awaitable(v):",
+                f"    if {self._not_a_value(return_type)}awaitable(v):",
                 f"        {out} = None",
                 f"        run.later(v, {complete}, out, {key!r})",
                 "    else:",
                 f"        {out} = {complete}(run, v)",
             ]
         return [*lines, f"    {out} = {complete}(run, v)"]
+
+    def _not_a_value(self, return_type) -> str:
+        """A test, before `awaitable(v)`, that passes over the values a resolver of this type
+        returns most (None, a list, an object of the type's class), none of them awaitable:
+        the call was made for every value of a large list's resolvers."""
+        nullable = not isinstance(return_type, GraphQLNonNull)
+        named = return_type if nullable else return_type.of_type
+        tests = ["v is not None"] if nullable else []
+        if is_list_type(named):
+            tests.append("v.__class__ is not list")
+        elif is_object_type(named):
+            definition = named.extensions.get(DEFINITION)
+            if definition is not None and not hasattr(definition.origin, "__await__"):
+                tests.append(f"v.__class__ is not {self._constant(definition.origin, 'T')}")
+        return "".join(f"{test} and " for test in tests)
 
     def _site(self, field_def, details, parent_type, path, definition) -> int:
         self.sites.append(runtime.Site(field_def, details, parent_type, path, definition))
