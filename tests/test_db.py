@@ -1,11 +1,15 @@
-"""The PostgreSQL pool: connections rest in autocommit, so that SQLAlchemy's ping at checkout
-is one round trip; reads and writes still run in the transactions they need; and a
-connection whose server went away is replaced at checkout, not handed to a request."""
+"""PostgreSQL connections: they rest in autocommit in the pool, so that SQLAlchemy's ping at
+checkout is one round trip; reads and writes still run in the transactions they need; a
+connection whose server went away is replaced at checkout, not handed to a request; and
+times read back as aware UTC datetimes through the text codec."""
 
 import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta, timezone
 
 import asyncpg
 import sqlalchemy as sa
+from sqlalchemy.engine import make_url
 
 from app.db import Database
 
@@ -88,3 +92,46 @@ async def test_a_connection_whose_server_went_away_is_replaced_at_checkout(postg
             assert after != before, read
     finally:
         await db.dispose()
+
+
+_EDGES = [
+    datetime(1, 1, 1, tzinfo=UTC),
+    datetime(2026, 12, 2, 17, 46, 37, tzinfo=UTC),  # no fraction: PostgreSQL prints none
+    datetime(2026, 12, 2, 17, 46, 37, 741080, tzinfo=UTC),  # five digits printed
+    datetime(2026, 12, 2, 17, 46, 37, 1, tzinfo=UTC),
+    datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+    datetime(2026, 3, 29, 1, 30, tzinfo=timezone(timedelta(hours=5, minutes=45))),
+]
+
+
+async def test_times_read_back_as_utc_whatever_the_servers_time_zone_and_date_style(
+    postgresql_url,
+):
+    """timestamptz travels as text (app/db.py): the connection sets the TimeZone and the
+    DateStyle that `datetime.fromisoformat` reads, over what the server or database says."""
+    name = f"binocular_times_{uuid.uuid4().hex[:12]}"
+    admin_url = make_url(postgresql_url).set(database="postgres", drivername="postgresql")
+    admin = await asyncpg.connect(admin_url.render_as_string(hide_password=False))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        await admin.execute(f"ALTER DATABASE \"{name}\" SET TimeZone = 'Pacific/Chatham'")
+        await admin.execute(f"ALTER DATABASE \"{name}\" SET DateStyle = 'SQL, DMY'")
+        url = make_url(postgresql_url).set(database=name).render_as_string(hide_password=False)
+        db = Database(url, pool_size=1)
+        try:
+            async with db.transaction() as session:
+                await session.exec(sa.text("CREATE TABLE times (n int, at timestamptz)"))
+                for n, at in enumerate(_EDGES):
+                    await session.exec(
+                        sa.text("INSERT INTO times VALUES (:n, :at)"), params={"n": n, "at": at}
+                    )
+            async with db.snapshot() as connection:
+                read = (await connection.execute(sa.text("SELECT at FROM times ORDER BY n"))).all()
+                now = (await connection.execute(sa.text("SELECT now() AS at"))).one().at
+            assert [row.at for row in read] == _EDGES
+            assert all(row.at.tzinfo is UTC for row in read) and now.tzinfo is UTC
+        finally:
+            await db.dispose()
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()

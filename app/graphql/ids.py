@@ -40,12 +40,15 @@ def _b64decode(value: str) -> str | None:
         return None
 
 
-# Remembered: a large list encodes an id for each of its objects, the same ones request
-# after request (a third of a microsecond a lookup, against about one to encode). Bounded
-# by about the live objects of a floor.
-@functools.lru_cache(maxsize=16384)
 def encode_id(type_name: str, pk: int) -> str:
     return _b64encode(f"{type_name}:{pk}")
+
+
+# The ids of the GraphQL objects, remembered: a large list encodes one for each of its
+# objects, the same ones request after request (55 ns a lookup, 264 to encode). Bounded by
+# about the live objects of a busy floor; the audit export, which encodes every session
+# ever, keeps to encode_id (its memory must not grow with the sessions).
+node_id = functools.lru_cache(maxsize=16384)(encode_id)
 
 
 def decode_node_id(value: str) -> tuple[str, int]:

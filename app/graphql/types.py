@@ -24,7 +24,7 @@ from app.graphql.enums import (
     Role,
 )
 from app.graphql.from_rows import built_from_rows
-from app.graphql.ids import encode_id
+from app.graphql.ids import node_id
 from app.graphql.prefetch import MISSING, now_or_later, peek, then
 from app.models.enums import MonitoringState as State
 from app.models.enums import ParticipantPurpose as Purpose
@@ -41,7 +41,7 @@ class Node:
 
     @strawberry.field(description="Opaque global id: pass it back as it is, never parse it.")
     def id(self) -> strawberry.ID:
-        return encode_id(self.__class__.__name__, self.pk)  # an ID is a str
+        return node_id(self.__class__.__name__, self.pk)  # an ID is a str
 
 
 @built_from_rows(pk="id")
