@@ -73,7 +73,7 @@ def _configure_postgresql(engine: AsyncEngine) -> None:
     in asyncpg's binary form: its decoder built each value from a timedelta, about 0.6 us,
     four times the text's (a 1,000-interaction queueActivity reads about 3,000). The
     connection's TimeZone is UTC, so each value reads back as an aware UTC datetime, as
-    asyncpg's own did (tests/test_columns.py holds both)."""
+    asyncpg's own did (tests/test_db.py holds both)."""
 
     @event.listens_for(engine.sync_engine, "connect")
     def on_connect(dbapi_connection, _record):
